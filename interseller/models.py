@@ -1,0 +1,249 @@
+"""The outreach domain: teams and their members, sequences, contacts, enrollments and events.
+
+This app knows nothing of any ATS. Integrations subscribe to the signals in `signals.py`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="team_name_unique_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MANAGER = "manager", "Manager"
+        MEMBER = "member", "Member"
+
+    class Integration(models.TextChoices):
+        # Which ATS this member's account is wired to. Cloning CATS settings skips anyone not
+        # on CATS, so the other ATSs must be representable even though we only sync CATS.
+        NONE = "none", "No integration"
+        CATS = "cats", "CATS"
+        GREENHOUSE = "greenhouse", "Greenhouse"
+        BULLHORN = "bullhorn", "Bullhorn"
+        LEVER = "lever", "Lever"
+        OTHER = "other", "Other ATS"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    integration = models.CharField(
+        "ATS integration", max_length=16, choices=Integration.choices, default=Integration.NONE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team__name", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="membership_team_user_unique"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.user.get_full_name() or self.user.email or self.user.username
+        return f"{who} ({self.team.name})"
+
+    @property
+    def can_manage_team(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.MANAGER)
+
+
+class Group(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(max_length=200)
+    members = models.ManyToManyField(Membership, related_name="groups", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="group_team_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Sequence(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="sequences")
+    owner = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="sequences")
+    title = models.CharField(max_length=255)
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The sequence changelist of one team, newest first.
+            models.Index(fields=["team", "-created_at"], name="sequence_team_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Contact(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="contacts")
+    owner = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="contacts")
+    # Always stored trimmed and lower-cased (services normalise), so equality is exact.
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    company = models.CharField(max_length=255, blank=True)
+    title = models.CharField("job title", max_length=255, blank=True)
+    phone = models.CharField(max_length=64, blank=True)
+    linkedin_url = models.URLField("LinkedIn URL", max_length=500, blank=True)
+    location = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "email"], name="contact_team_email_unique"),
+            models.CheckConstraint(
+                condition=models.Q(email=Lower("email")), name="contact_email_lowercase"
+            ),
+        ]
+        indexes = [
+            # The contact changelist of one team, newest first.
+            models.Index(fields=["team", "-created_at"], name="contact_team_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{name} <{self.email}>" if name else self.email
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Enrollment(models.Model):
+    """A contact in a sequence."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        FINISHED = "finished", "Finished"
+        REPLIED = "replied", "Replied"
+        BOUNCED = "bounced", "Bounced"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+    class Sentiment(models.TextChoices):
+        NONE = "", "None"
+        INTERESTED = "interested", "Interested"
+        NOT_INTERESTED = "not_interested", "Not Interested"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="enrollments")
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments")
+    added_by = models.ForeignKey(
+        Membership, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    first_messaged_at = models.DateTimeField(null=True, blank=True)
+    last_messaged_at = models.DateTimeField(null=True, blank=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    sentiment = models.CharField(
+        "reply sentiment", max_length=16, choices=Sentiment.choices, default="", blank=True
+    )
+
+    class Meta:
+        ordering = ["-added_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "sequence"], name="enrollment_contact_sequence_unique"
+            ),
+        ]
+        indexes = [
+            # Enrollment inline and changelist of a sequence, newest first.
+            models.Index(fields=["sequence", "-added_at"], name="enrollment_seq_added_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact.email} in {self.sequence.title}"
+
+
+class EmailEvent(models.Model):
+    class Kind(models.TextChoices):
+        MESSAGE_SENT = "message_sent", "Message sent"
+        REPLY_RECEIVED = "reply_received", "Reply received"
+        BOUNCED = "bounced", "Bounced"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="email_events")
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="events")
+    # The outreach engine's id: replaying the same id must change nothing.
+    external_id = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    subject = models.CharField(max_length=500, blank=True)
+    snippet = models.TextField(blank=True)
+    sentiment = models.CharField(
+        max_length=16, choices=Enrollment.Sentiment.choices, default="", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "external_id"], name="emailevent_team_external_id_unique"
+            ),
+        ]
+        indexes = [
+            # An enrollment's events in time order (timeline, activity backfill).
+            models.Index(fields=["enrollment", "occurred_at"], name="emailevent_enr_time_idx"),
+            # The events changelist of a team with date hierarchy.
+            models.Index(fields=["team", "-occurred_at"], name="emailevent_team_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class ApiToken(models.Model):
+    """A team's bearer token for the events API. Only a SHA-256 digest is stored."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

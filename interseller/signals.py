@@ -1,0 +1,11 @@
+"""Hooks that integrations subscribe to. Sent inside the writing transaction, so a receiver's
+own writes (an outbox row, say) commit or roll back together with the change."""
+
+from django.dispatch import Signal
+
+# kwargs: enrollment (Enrollment), added_by (Membership | None)
+contact_added_to_sequence = Signal()
+# kwargs: event (EmailEvent), enrollment (Enrollment), first_reply (bool)
+email_event_recorded = Signal()
+# kwargs: contact (Contact), sequence (Sequence)
+contact_removed_from_sequence = Signal()

@@ -1,0 +1,67 @@
+"""Factories for the team / role / sequence graph."""
+
+import factory
+from django.contrib.auth import get_user_model
+
+from interseller.models import Contact, Group, Membership, Sequence, Team
+
+PASSWORD = "correct-horse-battery"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}@example.com")
+    email = factory.SelfAttribute("username")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+
+    name = factory.Sequence(lambda n: f"Team {n}")
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    team = factory.SubFactory(TeamFactory)
+    role = Membership.Role.MEMBER
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Group
+
+    team = factory.SubFactory(TeamFactory)
+    name = factory.Sequence(lambda n: f"Group {n}")
+
+
+class SequenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Sequence
+
+    owner = factory.SubFactory(MembershipFactory)
+    team = factory.SelfAttribute("owner.team")
+    title = factory.Sequence(lambda n: f"Sequence {n}")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    owner = factory.SubFactory(MembershipFactory)
+    team = factory.SelfAttribute("owner.team")
+    email = factory.Sequence(lambda n: f"contact{n}@prospect.example")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    company = factory.Faker("company")
+    title = "Engineer"
