@@ -1,0 +1,190 @@
+"""The admin's team scoping, shared by every ModelAdmin of every app.
+
+Scoping is enforced here on the server: querysets, object pages reached by typed URL,
+autocomplete, foreign-key choices, and actions posted with hand-made ids. Another team's object
+answers 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Model, QuerySet
+from django.http import Http404
+
+from .models import Contact, Enrollment, Membership, Sequence, Team
+from .scoping import Scope, scope_for
+
+MSG_TEAM_MISMATCH = "{label} must belong to the team “{team}”."
+
+
+def team_id_of(obj: Model, path: str) -> int | None:
+    """Follow a `a__b__team` path to the team's id without loading the team."""
+    *hops, last = path.split("__")
+    for hop in hops:
+        obj = getattr(obj, hop, None)
+        if obj is None:
+            return None
+    return getattr(obj, f"{last}_id", None)
+
+
+def scoped_queryset(request, model: type[Model]) -> QuerySet:
+    """The rows of `model` this request's user may pick from in a form."""
+    scope = scope_for(request)
+    qs = model._default_manager.all()
+    if model is Team:
+        return qs.filter(scope.q(team="id"))
+    if model is Membership:
+        return qs.filter(scope.q(team="team", owners=("id",))).select_related("user", "team")
+    if model is Sequence:
+        return qs.filter(scope.q(team="team", owners=("owner",)))
+    if model is Contact:
+        return qs.filter(scope.q(team="team", owners=("owner",)))
+    if model is Enrollment:
+        return qs.filter(
+            scope.q(team="sequence__team", owners=("sequence__owner", "contact__owner"))
+        )
+    return qs
+
+
+def _teams_of_value(value: Any) -> set[int]:
+    if isinstance(value, Team):
+        return {value.pk}
+    team_id = getattr(value, "team_id", None)
+    if team_id is not None:
+        return {team_id}
+    if isinstance(value, Enrollment):
+        return {value.sequence.team_id}
+    return set()
+
+
+class TeamConsistentForm(forms.ModelForm):
+    """Refuses a row whose related objects come from different teams."""
+
+    def clean(self):
+        cleaned = super().clean()
+        team = cleaned.get("team") or getattr(self.instance, "team", None)
+        team_id = team.pk if isinstance(team, Team) else None
+        for name, value in cleaned.items():
+            if name == "team" or value is None:
+                continue
+            values = value if isinstance(value, QuerySet | list | tuple) else [value]
+            for item in values:
+                teams = _teams_of_value(item)
+                if not teams:
+                    continue
+                if team_id is None:
+                    team_id = next(iter(teams))
+                    team = Team.objects.get(pk=team_id)
+                elif team_id not in teams:
+                    label = self.fields[name].label if name in self.fields else name
+                    self.add_error(
+                        name if name in self.fields else None,
+                        MSG_TEAM_MISMATCH.format(label=label, team=team),
+                    )
+                    break
+        return cleaned
+
+
+class TeamScopedAdmin(admin.ModelAdmin):
+    """Base for every ModelAdmin. Subclasses say where the team and the owner live."""
+
+    form = TeamConsistentForm
+    scope_team_path: str = "team"
+    # Paths to a Membership that makes a row a member's own; empty = team-level data.
+    scope_owner_paths: tuple[str, ...] = ()
+    # Team-level settings (team, memberships, groups): members may look, not touch.
+    managers_only_write: bool = False
+    # Secrets and the like: members may not even look.
+    managers_only: bool = False
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        scope = scope_for(request)
+        if scope.is_superuser:
+            return qs
+        if self.managers_only:
+            return qs.filter(**{f"{self.scope_team_path}__in": scope.managed_team_ids})
+        return qs.filter(scope.q(team=self.scope_team_path, owners=self.scope_owner_paths))
+
+    # --- permissions: roles, not Django's per-model permissions ---------------------------
+    def _scope(self, request) -> Scope:
+        return scope_for(request)
+
+    def _staff_in_a_team(self, request) -> bool:
+        scope = self._scope(request)
+        if scope.is_superuser:
+            return True
+        if not (request.user.is_active and request.user.is_staff and scope.team_ids):
+            return False
+        return not self.managers_only or scope.manages_any
+
+    def _in_scope(self, request, obj) -> bool:
+        return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_module_permission(self, request) -> bool:
+        return self._staff_in_a_team(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        if not self._staff_in_a_team(request):
+            return False
+        return obj is None or self._scope(request).is_superuser or self._in_scope(request, obj)
+
+    def _may_write(self, request, obj=None) -> bool:
+        if not self.has_view_permission(request, obj):
+            return False
+        scope = self._scope(request)
+        if not (self.managers_only_write or self.managers_only):
+            return True
+        if obj is None:
+            return scope.manages_any
+        return scope.manages(team_id_of(obj, self.scope_team_path))
+
+    def has_add_permission(self, request) -> bool:
+        return self._may_write(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._may_write(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._may_write(request, obj)
+
+    # --- another team's object: 404, never a redirect that confirms it exists -------------
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404(f"No {opts.verbose_name} matches the given query.")
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        if selected and request.POST.get("select_across") != "1":
+            try:
+                visible = queryset.filter(pk__in=selected).count()
+            except (ValueError, TypeError):
+                raise Http404("Unknown selection.") from None
+            if visible != len(set(selected)):
+                raise Http404("Some selected objects do not exist.")
+        return super().response_action(request, queryset)
+
+    # --- choices ------------------------------------------------------------------------
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs:
+            kwargs["queryset"] = self.choice_queryset(request, db_field)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs:
+            kwargs["queryset"] = self.choice_queryset(request, db_field)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def choice_queryset(self, request, db_field) -> QuerySet:
+        model = db_field.remote_field.model
+        qs = scoped_queryset(request, model)
+        scope = self._scope(request)
+        if model is Team and (self.managers_only_write or self.managers_only):
+            if not scope.is_superuser:
+                qs = qs.filter(pk__in=scope.managed_team_ids)
+        if model is Sequence:
+            qs = qs.filter(archived=False)
+        return qs

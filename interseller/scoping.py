@@ -1,0 +1,70 @@
+"""Who may see what. Every admin queryset, choice list and action goes through here.
+
+Owners and managers see all of their teams' data; members see their own sequences and contacts
+(and what hangs off them); superusers see everything. Computed once per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from .models import Membership
+
+
+@dataclass(frozen=True)
+class Scope:
+    is_superuser: bool
+    team_ids: frozenset[int]  # every team the user belongs to
+    managed_team_ids: frozenset[int]  # teams where the user is owner or manager
+    owned_team_ids: frozenset[int]  # teams where the user is owner
+    membership_ids: frozenset[int]  # the user's own memberships
+
+    def q(self, *, team: str, owners: tuple[str, ...] = ()) -> Q:
+        """Rows of managed teams, plus rows whose `owners` path is one of the user's memberships.
+
+        Without `owners`, every row of any of the user's teams (team-level data).
+        """
+        if self.is_superuser:
+            return Q()
+        if not owners:
+            return Q(**{f"{team}__in": self.team_ids})
+        q = Q(**{f"{team}__in": self.managed_team_ids})
+        for path in owners:
+            q |= Q(**{f"{path}__in": self.membership_ids})
+        return q
+
+    def manages(self, team_id: int | None) -> bool:
+        return self.is_superuser or team_id in self.managed_team_ids
+
+    def belongs(self, team_id: int | None) -> bool:
+        return self.is_superuser or team_id in self.team_ids
+
+    @property
+    def manages_any(self) -> bool:
+        return self.is_superuser or bool(self.managed_team_ids)
+
+
+def scope_for(request_or_user) -> Scope:
+    """The scope of a request's user (cached on the request) or of a user."""
+    request = request_or_user if hasattr(request_or_user, "user") else None
+    if request is not None and hasattr(request, "_interseller_scope"):
+        return request._interseller_scope
+    user = request.user if request is not None else request_or_user
+    if not user.is_authenticated or not user.is_active:
+        scope = Scope(False, frozenset(), frozenset(), frozenset(), frozenset())
+    else:
+        rows = list(Membership.objects.filter(user=user).values_list("id", "team_id", "role"))
+        scope = Scope(
+            is_superuser=user.is_superuser,
+            team_ids=frozenset(t for _, t, _ in rows),
+            managed_team_ids=frozenset(
+                t for _, t, r in rows if r in (Membership.Role.OWNER, Membership.Role.MANAGER)
+            ),
+            owned_team_ids=frozenset(t for _, t, r in rows if r == Membership.Role.OWNER),
+            membership_ids=frozenset(m for m, _, _ in rows),
+        )
+    if request is not None:
+        request._interseller_scope = scope
+    return scope
