@@ -1,12 +1,347 @@
-from django.http import JsonResponse
+"""The events API: the outreach engine pushes contacts and email events, one team per token.
+
+Plain Django views. Each endpoint declares its fields in a small spec; anything outside the
+spec, a wrong type or a bad value is a 400 with per-field messages, and nothing is stored unless
+the whole request succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from . import services
+from .models import ApiToken, Contact, EmailEvent, Enrollment, Membership, Sequence
 
-@csrf_exempt
-def contacts_endpoint(request):
-    return JsonResponse({"error": "not implemented"}, status=501)
+MSG_AUTH_MISSING = "Send the team's API token as 'Authorization: Bearer <token>'."
+MSG_AUTH_INVALID = "The API token is not valid or has been revoked."
+MSG_METHOD = "Only POST is allowed."
+MSG_CONTENT_TYPE = "The body must be JSON, sent with 'Content-Type: application/json'."
+MSG_TOO_LARGE = "The body is larger than {limit} bytes."
+MSG_BAD_JSON = "The body is not valid JSON."
+MSG_NOT_OBJECT = "The body must be a JSON object."
+MSG_REQUIRED = "This field is required."
+MSG_UNKNOWN_FIELD = "Unknown field."
+MSG_TYPE = "Must be {kind}."
+MSG_BLANK = "Must not be blank."
+MSG_TOO_LONG = "Must be at most {max} characters."
+MSG_CHOICE = "Must be one of: {choices}."
+MSG_DATETIME = "Must be an RFC 3339 date-time with a timezone, e.g. 2024-05-01T09:30:00Z."
+MSG_NO_SEQUENCE = "No sequence with this id in your team."
+MSG_OWNER_NOT_MEMBER = "{email} is not a member of this team."
+MSG_NO_OWNER = "The team has no member to own the contact; add a teammate first."
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+BEARER = re.compile(r"^Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
-@csrf_exempt
-def events_endpoint(request):
-    return JsonResponse({"error": "not implemented"}, status=501)
+@dataclass(frozen=True)
+class Field:
+    kind: type
+    required: bool = False
+    max_length: int | None = None
+    choices: tuple[str, ...] | None = None
+
+
+CONTACT_SPEC = {
+    "email": Field(str, required=True, max_length=254),
+    "first_name": Field(str),
+    "last_name": Field(str),
+    "company": Field(str),
+    "title": Field(str),
+    "phone": Field(str),
+    "linkedin_url": Field(str),
+    "location": Field(str),
+    "source": Field(str),
+    "sequence_id": Field(int),
+    "owner_email": Field(str, max_length=254),
+}
+
+EVENT_SPEC = {
+    "id": Field(str, required=True, max_length=200),
+    "type": Field(str, required=True, choices=tuple(EmailEvent.Kind.values)),
+    "sequence_id": Field(int, required=True),
+    "contact_email": Field(str, required=True, max_length=254),
+    "occurred_at": Field(str, required=True),
+    "subject": Field(str),
+    "snippet": Field(str),
+    "sentiment": Field(
+        str, choices=(Enrollment.Sentiment.INTERESTED, Enrollment.Sentiment.NOT_INTERESTED)
+    ),
+}
+
+Errors = dict[str, list[str]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, errors: Errors, headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def _error(field: str, message: str, status: int = 400) -> ApiError:
+    return ApiError(status, {field: [message]})
+
+
+def _validate(data: dict[str, Any], spec: dict[str, Field]) -> dict[str, Any]:
+    """Check the body against a spec; returns only the given (non-null) fields."""
+    errors: Errors = {}
+    clean: dict[str, Any] = {}
+    for name in data.keys() - spec.keys():
+        errors[name] = [MSG_UNKNOWN_FIELD]
+    for name, field in spec.items():
+        value = data.get(name)
+        if value is None:
+            if field.required:
+                errors[name] = [MSG_REQUIRED]
+            continue
+        # bool is an int in Python, never in JSON.
+        if not isinstance(value, field.kind) or isinstance(value, bool):
+            kind = "an integer" if field.kind is int else "a string"
+            errors[name] = [MSG_TYPE.format(kind=kind)]
+            continue
+        if field.kind is str:
+            if field.required and not value.strip():
+                errors[name] = [MSG_BLANK]
+                continue
+            if field.max_length and len(value) > field.max_length:
+                errors[name] = [MSG_TOO_LONG.format(max=field.max_length)]
+                continue
+        if field.choices and value not in field.choices:
+            errors[name] = [MSG_CHOICE.format(choices=", ".join(field.choices))]
+            continue
+        clean[name] = value
+    if errors:
+        raise ApiError(400, errors)
+    return clean
+
+
+def _parse_datetime(value: str) -> datetime | None:
+    if not RFC3339.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        return None
+
+
+def _authenticate(request: HttpRequest) -> ApiToken:
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise ApiError(401, {"authorization": [MSG_AUTH_MISSING]}, {"WWW-Authenticate": "Bearer"})
+    match = BEARER.match(header)
+    token = services.api_token_authenticate(match.group(1)) if match else None
+    if token is None:
+        raise ApiError(
+            401,
+            {"authorization": [MSG_AUTH_INVALID]},
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return token
+
+
+def _read_json(request: HttpRequest) -> dict[str, Any]:
+    limit = settings.API_MAX_BODY_BYTES
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise _error("body", "Invalid Content-Length header.") from None
+    if declared > limit:
+        raise _error("body", MSG_TOO_LARGE.format(limit=limit), 413)
+    if request.content_type != "application/json":
+        raise _error("body", MSG_CONTENT_TYPE, 415)
+    charset = request.content_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise _error("body", MSG_CONTENT_TYPE, 415)
+    # The header may understate the body; never read more than the limit allows.
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise _error("body", MSG_TOO_LARGE.format(limit=limit), 413)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _error("body", MSG_BAD_JSON) from None
+    if not isinstance(data, dict):
+        raise _error("body", MSG_NOT_OBJECT)
+    return data
+
+
+def _errors_from_validation(exc: ValidationError, default_field: str) -> Errors:
+    if hasattr(exc, "error_dict"):
+        return {
+            (default_field if k == "__all__" else k): list(v) for k, v in exc.message_dict.items()
+        }
+    return {default_field: list(exc.messages)}
+
+
+def api_endpoint(
+    view: Callable[[HttpRequest, ApiToken, dict[str, Any]], JsonResponse],
+) -> Callable[[HttpRequest], JsonResponse]:
+    """Method, auth, size, content type and JSON checks shared by every endpoint."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> JsonResponse:
+        try:
+            if request.method != "POST":
+                raise ApiError(405, {"method": [MSG_METHOD]}, {"Allow": "POST"})
+            token = _authenticate(request)
+            data = _read_json(request)
+            return view(request, token, data)
+        except ApiError as exc:
+            response = JsonResponse({"errors": exc.errors}, status=exc.status)
+            for name, value in exc.headers.items():
+                response[name] = value
+            return response
+
+    return wrapper
+
+
+def _team_sequence(token: ApiToken, sequence_id: int) -> Sequence:
+    sequence = Sequence.objects.filter(pk=sequence_id, team=token.team).first()
+    if sequence is None:
+        raise _error("sequence_id", MSG_NO_SEQUENCE, 404)
+    return sequence
+
+
+def _contact_owner(token: ApiToken, owner_email: str | None, sequence: Sequence | None):
+    members = Membership.objects.filter(team=token.team).select_related("user")
+    if owner_email:
+        owner = members.filter(user__email__iexact=owner_email.strip()).first()
+        if owner is None:
+            raise _error("owner_email", MSG_OWNER_NOT_MEMBER.format(email=owner_email.strip()))
+        return owner
+    if sequence is not None:
+        return sequence.owner
+    owner = (
+        members.filter(role=Membership.Role.OWNER).order_by("created_at", "pk").first()
+        or members.order_by("created_at", "pk").first()
+    )
+    if owner is None:
+        raise _error("owner_email", MSG_NO_OWNER, 422)
+    return owner
+
+
+def _contact_json(contact: Contact, status: str) -> dict[str, Any]:
+    return {
+        "id": contact.pk,
+        "email": contact.email,
+        **{name: getattr(contact, name) for name in services.CONTACT_FIELDS},
+        "owner_email": contact.owner.user.email,
+        "status": status,
+        "created_at": contact.created_at,
+        "updated_at": contact.updated_at,
+    }
+
+
+def _enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
+    return {
+        "id": enrollment.pk,
+        "sequence_id": enrollment.sequence_id,
+        "state": enrollment.state,
+        "first_messaged_at": enrollment.first_messaged_at,
+        "last_messaged_at": enrollment.last_messaged_at,
+        "responded_at": enrollment.responded_at,
+        "sentiment": enrollment.sentiment or None,
+    }
+
+
+@api_endpoint
+def contacts_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any]) -> JsonResponse:
+    clean = _validate(data, CONTACT_SPEC)
+    try:
+        services.email_validate(clean["email"])
+    except ValidationError as exc:
+        raise ApiError(400, {"email": list(exc.messages)}) from None
+    sequence = _team_sequence(token, clean["sequence_id"]) if "sequence_id" in clean else None
+    owner = _contact_owner(token, clean.get("owner_email"), sequence)
+    fields = {k: v for k, v in clean.items() if k in services.CONTACT_FIELDS}
+    try:
+        with transaction.atomic():
+            result = services.contact_upsert(
+                team=token.team, owner=owner, email=clean["email"], fields=fields
+            )
+            added = None
+            if sequence is not None:
+                added = services.contact_add_to_sequence(
+                    contact=result.contact, sequence=sequence, added_by=owner
+                )
+    except ValidationError as exc:
+        raise ApiError(400, _errors_from_validation(exc, "email")) from None
+    body = _contact_json(result.contact, result.status)
+    if added is not None:
+        body["enrollment"] = {
+            "id": added.enrollment.pk,
+            "sequence_id": sequence.pk,
+            "state": added.enrollment.state,
+            "created": added.created,
+        }
+    return JsonResponse(body, status=201 if result.created else 200)
+
+
+@api_endpoint
+def events_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any]) -> JsonResponse:
+    clean = _validate(data, EVENT_SPEC)
+    errors: Errors = {}
+    occurred_at = _parse_datetime(clean["occurred_at"])
+    if occurred_at is None:
+        errors["occurred_at"] = [MSG_DATETIME]
+    try:
+        email = services.email_validate(clean["contact_email"])
+    except ValidationError as exc:
+        errors["contact_email"] = list(exc.messages)
+    if clean.get("sentiment") and clean["type"] != EmailEvent.Kind.REPLY_RECEIVED:
+        errors["sentiment"] = [services.MSG_SENTIMENT_NOT_REPLY]
+    if errors:
+        raise ApiError(400, errors)
+    sequence = _team_sequence(token, clean["sequence_id"])
+    enrollment = (
+        Enrollment.objects.filter(sequence=sequence, contact__team=token.team, contact__email=email)
+        .select_related("sequence", "contact")
+        .first()
+    )
+    if enrollment is None:
+        message = services.MSG_NOT_IN_SEQUENCE.format(email=email, sequence=sequence.title)
+        raise _error("contact_email", message, 422)
+    try:
+        result = services.email_event_record(
+            enrollment=enrollment,
+            external_id=clean["id"],
+            kind=clean["type"],
+            occurred_at=occurred_at,
+            subject=clean.get("subject", ""),
+            snippet=clean.get("snippet", ""),
+            sentiment=clean.get("sentiment", ""),
+        )
+    except ValidationError as exc:
+        raise ApiError(400, _errors_from_validation(exc, "body")) from None
+    event = result.event
+    enrollment = Enrollment.objects.select_related("contact").get(pk=event.enrollment_id)
+    body = {
+        "id": event.external_id,
+        "type": event.kind,
+        "sequence_id": enrollment.sequence_id,
+        "contact_email": enrollment.contact.email,
+        "occurred_at": event.occurred_at,
+        "subject": event.subject,
+        "snippet": event.snippet,
+        "sentiment": event.sentiment or None,
+        "recorded_at": event.created_at,
+        "created": result.created,
+        "enrollment": _enrollment_json(enrollment),
+    }
+    return JsonResponse(body, status=201 if result.created else 200)
