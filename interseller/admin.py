@@ -91,6 +91,8 @@ class TeamAdmin(TeamScopedAdmin):
     scope_team_path = "id"
     managers_only_write = True
     list_display = ["name", "member_count", "sequence_count", "contact_count", "created_at"]
+    # Meta.ordering is dropped by the GROUP BY of the count annotations.
+    ordering = ["name"]
     search_fields = ["name"]
     readonly_fields = ["created_at", "updated_at"]
 
@@ -188,6 +190,8 @@ class MembershipAdmin(TeamScopedAdmin):
 class GroupAdmin(TeamScopedAdmin):
     managers_only_write = True
     list_display = ["name", "team", "member_count", "created_at"]
+    # Meta.ordering is dropped by the GROUP BY of the count annotations.
+    ordering = ["team__name", "name"]
     list_filter = [ScopedTeamFilter]
     list_select_related = ["team"]
     search_fields = ["name"]
@@ -243,6 +247,8 @@ class SequenceEnrollmentInline(EnrollmentInline):
 class SequenceAdmin(TeamScopedAdmin):
     scope_owner_paths = ("owner",)
     list_display = [
+    # Meta.ordering is dropped by the GROUP BY of the count annotations.
+    ordering = ["-created_at"]
         "title",
         "team",
         "owner",
@@ -305,6 +311,8 @@ class ContactAdmin(ContactImportExportMixin, TeamScopedAdmin):
     form = ContactForm
     scope_owner_paths = ("owner",)
     list_display = [
+    # Meta.ordering is dropped by the GROUP BY of the count annotations.
+    ordering = ["-created_at"]
         "email",
         "full_name",
         "company",
@@ -434,7 +442,7 @@ class EnrollmentAdmin(TeamScopedAdmin):
         "contact__last_name",
         "sequence__title",
     ]
-    raw_id_fields = ["contact", "sequence"]
+    autocomplete_fields = ["contact", "sequence"]
     date_hierarchy = "added_at"
     show_full_result_count = False
     readonly_fields = [

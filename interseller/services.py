@@ -141,9 +141,7 @@ def contact_add_to_sequence(
             False,
             MSG_ALREADY_IN_SEQUENCE.format(contact=contact.email, sequence=sequence.title),
         )
-    contact_added_to_sequence.send(
-        sender=Enrollment, enrollment=enrollment, added_by=added_by
-    )
+    contact_added_to_sequence.send(sender=Enrollment, enrollment=enrollment, added_by=added_by)
     return AddResult(enrollment, True, f"{contact.email} added to “{sequence.title}”.")
 
 
@@ -256,8 +254,13 @@ def teammate_add(
     User = get_user_model()
     user = User.objects.filter(email__iexact=normalized).first()
     if user is None:
-        user = User(username=normalized, email=normalized, first_name=first_name,
-                    last_name=last_name, is_staff=True)
+        user = User(
+            username=normalized,
+            email=normalized,
+            first_name=first_name,
+            last_name=last_name,
+            is_staff=True,
+        )
         if password:
             user.set_password(password)
         else:

@@ -78,19 +78,13 @@ WSGI_APPLICATION = "interseller.wsgi.application"
 # --- Database -------------------------------------------------------------------------------
 # SQLite by default: WAL so readers never block the writer, IMMEDIATE transactions so two
 # writers queue on the lock instead of failing mid-transaction, and a busy timeout to queue.
-DATABASES = {
-    "default": env.db(
-        "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-    )
-}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
         "init_command": (
-            "PRAGMA journal_mode=WAL;"
-            "PRAGMA synchronous=NORMAL;"
-            "PRAGMA busy_timeout=20000;"
+            "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=20000;"
         ),
     }
 else:
@@ -175,6 +169,7 @@ SOCIAL_AUTH_PIPELINE = (
 SOCIAL_AUTH_PROTECTED_USER_FIELDS = ["email", "username", "is_staff", "is_superuser"]
 
 LOGIN_URL = "/admin/login/"
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- I18N, static ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -184,6 +179,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve from the finders when collectstatic has not run (development and tests).
+WHITENOISE_USE_FINDERS = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
