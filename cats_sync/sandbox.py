@@ -1481,7 +1481,8 @@ class SandboxServer:
         self.server.server_close()
         if self.thread is not None:
             self.thread.join(timeout=5)
-        self.app._save_snapshot()
+        with self.app.lock:
+            self.app._save_snapshot()
 
 
 def serve(

@@ -86,7 +86,10 @@ class SandboxHelper:
         count: int = 1,
         hang_seconds: float = 1.0,
         retry_after: int = 30,
+        site_id: int | None = None,
     ) -> dict[str, Any]:
+        """Make the next `count` requests matching method and route (a template such as
+        "/candidates/{id}", or a literal path under /v3) misbehave; see sandbox.FAULT_ACTIONS."""
         return self._call(
             "POST",
             "/faults",
@@ -97,6 +100,7 @@ class SandboxHelper:
                 "count": count,
                 "hang_seconds": hang_seconds,
                 "retry_after": retry_after,
+                "site_id": site_id,
             },
         )
 
