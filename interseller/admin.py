@@ -88,11 +88,11 @@ class EnrollmentSequenceFilter(SequenceFilter):
 
 @admin.register(Team)
 class TeamAdmin(TeamScopedAdmin):
+    # Meta.ordering is dropped by the GROUP BY of the count annotations.
+    ordering = ["name"]
     scope_team_path = "id"
     managers_only_write = True
     list_display = ["name", "member_count", "sequence_count", "contact_count", "created_at"]
-    # Meta.ordering is dropped by the GROUP BY of the count annotations.
-    ordering = ["name"]
     search_fields = ["name"]
     readonly_fields = ["created_at", "updated_at"]
 
@@ -188,10 +188,10 @@ class MembershipAdmin(TeamScopedAdmin):
 
 @admin.register(Group)
 class GroupAdmin(TeamScopedAdmin):
-    managers_only_write = True
-    list_display = ["name", "team", "member_count", "created_at"]
     # Meta.ordering is dropped by the GROUP BY of the count annotations.
     ordering = ["team__name", "name"]
+    managers_only_write = True
+    list_display = ["name", "team", "member_count", "created_at"]
     list_filter = [ScopedTeamFilter]
     list_select_related = ["team"]
     search_fields = ["name"]
@@ -245,10 +245,10 @@ class SequenceEnrollmentInline(EnrollmentInline):
 
 @admin.register(Sequence)
 class SequenceAdmin(TeamScopedAdmin):
-    scope_owner_paths = ("owner",)
-    list_display = [
     # Meta.ordering is dropped by the GROUP BY of the count annotations.
     ordering = ["-created_at"]
+    scope_owner_paths = ("owner",)
+    list_display = [
         "title",
         "team",
         "owner",
@@ -308,11 +308,11 @@ class HasSequenceFilter(admin.SimpleListFilter):
 
 @admin.register(Contact)
 class ContactAdmin(ContactImportExportMixin, TeamScopedAdmin):
+    # Meta.ordering is dropped by the GROUP BY of the count annotations.
+    ordering = ["-created_at"]
     form = ContactForm
     scope_owner_paths = ("owner",)
     list_display = [
-    # Meta.ordering is dropped by the GROUP BY of the count annotations.
-    ordering = ["-created_at"]
         "email",
         "full_name",
         "company",
