@@ -7,7 +7,7 @@ guess, the client accepts every plausible answer instead of the guessed one only
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -117,7 +117,11 @@ class CatsClient:
         max_retries: int = 2,
         session: requests.Session | None = None,
         retry_backoff: float = 0.25,
+        before_request: Callable[[], None] | None = None,
+        after_response: Callable[[CatsClient], None] | None = None,
     ) -> None:
+        """`before_request` runs before every HTTP request and may raise to stop it (the sync
+        spends its request budget there); `after_response` sees the rate-limit headers."""
         if base_url is None:
             from django.conf import settings
 
@@ -137,6 +141,8 @@ class CatsClient:
         self.rate_limit_limit: int | None = None
         self.rate_limit_remaining: int | None = None
         self.requests_made = 0
+        self.before_request = before_request
+        self.after_response = after_response
         self._workflow_statuses_cache: dict[int, list[dict]] = {}
 
     # ------------------------------------------------------------------ transport
@@ -179,6 +185,8 @@ class CatsClient:
         self, method: str, url: str, *, params: dict[str, Any] | None, json: Any
     ) -> requests.Response:
         is_write = method not in {"GET", "HEAD"}
+        if self.before_request is not None:
+            self.before_request()
         self.requests_made += 1
         try:
             response = self.session.request(
@@ -197,6 +205,8 @@ class CatsClient:
                 write_may_have_happened=is_write and not never_connected,
             ) from exc
         self._note_rate_limit(response)
+        if self.after_response is not None:
+            self.after_response(self)
         if response.status_code < 400:
             return response
         raise self._error_for(response, is_write=is_write)

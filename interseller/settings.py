@@ -204,6 +204,17 @@ API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=12 * 1024 * 1024)
 # Never taken from user input: the sandbox differs from CATS only by this URL.
 CATS_API_URL = env.str("CATS_API_URL", default="https://api.catsone.com/v3")
+# Fernet keys for CATS API keys at rest, newest first (rotation: see cats_sync/crypto.py).
+CATS_ENCRYPTION_KEYS = env.list("CATS_ENCRYPTION_KEYS", default=[])
+if not CATS_ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "The CATS_ENCRYPTION_KEYS environment variable is not set (see .env.example)."
+    )
+# Connect and read timeouts of every CATS call, in seconds.
+CATS_CONNECT_TIMEOUT = env.float("CATS_CONNECT_TIMEOUT", default=3.05)
+CATS_READ_TIMEOUT = env.float("CATS_READ_TIMEOUT", default=15.0)
+# How often the sweeper looks for due CATS work (seconds between runs: one minute).
+CATS_SWEEP_MINUTES = env.int("CATS_SWEEP_MINUTES", default=1)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,417 @@
+"""Everything this app keeps about CATS: connections, settings, cached CATS metadata, links
+between our records and CATS ids, and the sync work itself (our own outbox, not the queue's)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from interseller.models import EmailEvent, Enrollment, Membership, Sequence
+
+
+class CatsSite(models.Model):
+    """One CATS account. Teammates whose keys open the same site share its request budget,
+    its cached metadata and one candidate per email."""
+
+    cats_id = models.BigIntegerField("CATS site id", unique=True)
+    subdomain = models.CharField(max_length=63)
+    # Budget, fed by CATS' X-Rate-Limit-* headers; see budget.py.
+    rate_limit = models.PositiveIntegerField(default=500)
+    rate_window_seconds = models.PositiveIntegerField(default=3600)
+    header_remaining = models.IntegerField(null=True, blank=True)
+    header_seen_at = models.DateTimeField(null=True, blank=True)
+    blocked_until = models.DateTimeField(null=True, blank=True)
+    jobs_refreshed_at = models.DateTimeField(null=True, blank=True)
+    workflows_refreshed_at = models.DateTimeField(null=True, blank=True)
+    fields_refreshed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "CATS site"
+
+    def __str__(self) -> str:
+        return f"{self.subdomain}.catsone.com"
+
+
+class CatsRequest(models.Model):
+    """One request spent against a site, for the rolling-window budget."""
+
+    site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="requests")
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # Counting a site's requests inside the rolling window.
+            models.Index(fields=["site", "at"], name="catsrequest_site_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} @ {self.at:%H:%M:%S}"
+
+
+class CatsJob(models.Model):
+    """Cached copy of a site's job orders (refreshed on demand, never per sync)."""
+
+    site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="jobs")
+    cats_id = models.BigIntegerField()
+    title = models.CharField(max_length=255)
+    status_title = models.CharField(max_length=100, blank=True)
+    is_open = models.BooleanField(default=True)
+    workflow_id = models.BigIntegerField(null=True, blank=True)
+    location = models.CharField(max_length=255, blank=True)
+    # False once a refresh no longer finds it in CATS.
+    exists = models.BooleanField(default=True)
+    refreshed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "CATS job order"
+        ordering = ["-is_open", "title"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "cats_id"], name="catsjob_site_cats_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        label = f"#{self.cats_id} {self.title}"
+        if not self.exists:
+            return f"{label} (deleted in CATS)"
+        return label if self.is_open else f"{label} (closed)"
+
+
+class CatsWorkflowStatus(models.Model):
+    """Cached statuses of a site's workflows, in workflow order."""
+
+    site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="statuses")
+    workflow_id = models.BigIntegerField()
+    workflow_title = models.CharField(max_length=255)
+    cats_id = models.BigIntegerField()
+    title = models.CharField(max_length=255)
+    position = models.PositiveIntegerField()
+    trigger_ids = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["workflow_id", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "workflow_id", "cats_id"], name="catsstatus_site_wf_id_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_title}: {self.title}"
+
+
+class CatsCustomField(models.Model):
+    """Cached candidate custom field definitions of a site."""
+
+    site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="custom_fields")
+    cats_id = models.BigIntegerField()
+    name = models.CharField(max_length=255)
+    field_type = models.CharField(max_length=32)
+    options = models.JSONField(default=list, blank=True)
+    exists = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "cats_id"], name="catsfield_site_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.field_type})"
+
+
+class CatsAccount(models.Model):
+    """A member's CATS connection and sync settings."""
+
+    class Status(models.TextChoices):
+        CONNECTED = "connected", "Connected"
+        INVALID = "invalid", "Key refused by CATS: reconnect"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    class SyncMode(models.TextChoices):
+        OFF = "off", "Off: contacts do not sync to CATS"
+        ON_ADD = "on_add", "Sync contacts when added to a sequence"
+        ON_REPLY = "on_reply", "Sync contacts only when they reply"
+
+    membership = models.OneToOneField(
+        Membership, on_delete=models.CASCADE, related_name="cats_account"
+    )
+    subdomain = models.CharField(max_length=63, blank=True)
+    # Fernet token of the API key; see crypto.py. Never shown again once saved.
+    api_key_encrypted = models.TextField(blank=True)
+    site = models.ForeignKey(
+        CatsSite, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DISCONNECTED)
+    status_message = models.CharField(max_length=500, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+
+    sync_mode = models.CharField(max_length=16, choices=SyncMode.choices, default=SyncMode.ON_ADD)
+    deduplication = models.BooleanField(
+        default=True, help_text="Warn with “Exists in CATS” when a contact's email is in CATS."
+    )
+    default_job_id = models.BigIntegerField(
+        "default job order",
+        null=True,
+        blank=True,
+        help_text="CATS job id every contact is put on, unless the sequence names its own. "
+        "Leave blank when each sequence has its own job order.",
+    )
+    # Part 2 settings live here too, so cloning copies the whole set.
+    activity_tracking = models.BooleanField(
+        default=True, help_text="Log each email event as a CATS activity."
+    )
+    status_sync = models.BooleanField(
+        "advance statuses",
+        default=True,
+        help_text="Move pipelines to Messaged / Replied / Interested / Not Interested.",
+    )
+    fire_triggers = models.BooleanField(
+        "fire CATS status triggers",
+        default=False,
+        help_text="CATS triggers can e-mail people; they stay off unless you turn this on.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "CATS connection and settings"
+        verbose_name_plural = "CATS connections and settings"
+
+    def __str__(self) -> str:
+        return f"CATS · {self.membership}"
+
+    @property
+    def is_connected(self) -> bool:
+        return self.status == self.Status.CONNECTED and self.site_id is not None
+
+
+class FieldMapping(models.Model):
+    """One of the six outreach values mapped onto a CATS candidate custom field."""
+
+    class Value(models.TextChoices):
+        SEQUENCE_TITLE = "sequence_title", "Sequence Title"
+        BOUNCED = "bounced", "Bounced"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        FIRST_MESSAGED_AT = "first_messaged_at", "First messaged at"
+        LAST_MESSAGED_AT = "last_messaged_at", "Last messaged at"
+        RESPONDED_AT = "responded_at", "Responded at"
+
+    account = models.ForeignKey(CatsAccount, on_delete=models.CASCADE, related_name="mappings")
+    value = models.CharField(max_length=32, choices=Value.choices)
+    field_id = models.BigIntegerField("CATS custom field id")
+    field_name = models.CharField(max_length=255, blank=True)
+    field_type = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "value"], name="fieldmapping_account_value_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_value_display()} → {self.field_name or self.field_id}"
+
+
+class SequenceSync(models.Model):
+    """The "Syncing" section of a sequence."""
+
+    sequence = models.OneToOneField(Sequence, on_delete=models.CASCADE, related_name="cats_sync")
+    enabled = models.BooleanField("sync to CATS", default=True)
+    job_id = models.BigIntegerField(
+        "job order", null=True, blank=True, help_text="Overrides the owner's default job order."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "sequence sync setting"
+
+    def __str__(self) -> str:
+        return f"Syncing · {self.sequence}"
+
+
+class CandidateLink(models.Model):
+    """Which CATS candidate holds an email on a site. Also the lock that keeps two workers
+    from creating the same candidate: the row is claimed before the create is sent."""
+
+    site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="candidates")
+    email = models.EmailField(max_length=254)
+    candidate_id = models.BigIntegerField(null=True, blank=True)
+    # Set while a create is in flight; a claim left behind means the answer may have been
+    # lost, so whoever takes it over looks the email up in CATS before creating anything.
+    claimed_by = models.CharField(max_length=40, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_by_us = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "email"], name="candidatelink_site_email_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → #{self.candidate_id or '?'}"
+
+
+class EnrollmentSync(models.Model):
+    """CATS state of one contact-in-a-sequence: what was captured when it was added, what it
+    is linked to in CATS, and the last integration error a recruiter should see."""
+
+    class Error(models.TextChoices):
+        NONE = "", "No error"
+        EXISTS_IN_CATS = "exists_in_cats", "Exists in CATS"
+        AUTH = "auth", "CATS rejected the API key"
+        JOB_MISSING = "job_missing", "Job order no longer exists"
+        RATE_LIMITED = "rate_limited", "CATS is rate limiting"
+        UNAVAILABLE = "unavailable", "CATS is unavailable"
+        REJECTED = "rejected", "CATS rejected the data"
+        NOT_CONNECTED = "not_connected", "Not connected to CATS"
+        STATUS_MISSING = "status_missing", "Status missing in CATS"
+        FIELD = "field", "Custom field error"
+
+    enrollment = models.OneToOneField(
+        Enrollment, on_delete=models.CASCADE, related_name="cats_sync"
+    )
+    # Captured when the contact was added (spec: later changes do not touch it).
+    account = models.ForeignKey(
+        CatsAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sync_enabled = models.BooleanField(default=True)
+    job_id = models.BigIntegerField(null=True, blank=True)
+    # Frozen at the first sync: {value: {"field_id", "field_name", "field_type"}}.
+    field_mapping = models.JSONField(null=True, blank=True)
+    # What we hold in CATS.
+    site = models.ForeignKey(CatsSite, on_delete=models.SET_NULL, null=True, blank=True)
+    candidate_id = models.BigIntegerField(null=True, blank=True)
+    pipeline_id = models.BigIntegerField(null=True, blank=True)
+    created_candidate = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    status_id = models.BigIntegerField(null=True, blank=True)
+    # Last values sent to mapped custom fields, so unchanged ones spend no request.
+    field_values_sent = models.JSONField(default=dict, blank=True)
+    exists_in_cats = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=20, choices=Error.choices, default="", blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "CATS sync state"
+        indexes = [
+            # Resync: never-synced enrollments of an account.
+            models.Index(fields=["account", "synced_at"], name="enrsync_account_synced_idx"),
+            # The integration-error filter.
+            models.Index(fields=["error_code"], name="enrsync_error_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"CATS sync of enrollment {self.enrollment_id}"
+
+
+class ActivityLink(models.Model):
+    """The CATS activity written for an email event: at most one, whatever the retries."""
+
+    event = models.OneToOneField(EmailEvent, on_delete=models.CASCADE, related_name="cats_activity")
+    site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="+")
+    activity_id = models.BigIntegerField(null=True, blank=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"activity #{self.activity_id or '?'} for event {self.event_id}"
+
+
+class ResyncRun(models.Model):
+    """A bulk resync with its progress, shown in the admin."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    started_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    team = models.ForeignKey("interseller.Team", on_delete=models.CASCADE, related_name="+")
+    description = models.CharField(max_length=255)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    total = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    blocked = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class SyncTask(models.Model):
+    """One unit of CATS work. Written in the transaction of the change that caused it;
+    the queue only carries its id, and a sweeper re-enqueues whatever is due."""
+
+    class Kind(models.TextChoices):
+        SYNC = "sync", "Sync contact"
+        DEDUP = "dedup", "Deduplication check"
+        EVENT = "event", "Email event"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed: needs a person"
+        PAUSED = "paused", "Paused: reconnect CATS"
+
+    class Priority(models.IntegerChoices):
+        LIVE = 0, "Live"
+        BULK = 10, "Bulk backfill"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(
+        EmailEvent, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    account = models.ForeignKey(
+        CatsAccount, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    run = models.ForeignKey(
+        ResyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.LIVE)
+    attempts = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    outcome = models.CharField(max_length=16, blank=True)  # created / linked / skipped / …
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # At most one open task of a kind per enrollment (per event for event tasks).
+            models.UniqueConstraint(
+                fields=["kind", "enrollment"],
+                condition=models.Q(state__in=["pending", "running", "paused"], event=None),
+                name="synctask_open_kind_enrollment_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["event"],
+                condition=models.Q(event__isnull=False),
+                name="synctask_event_unique",
+            ),
+        ]
+        indexes = [
+            # The worker's "what is due next" query.
+            models.Index(fields=["state", "priority", "not_before"], name="synctask_due_idx"),
+            # Progress of a bulk run.
+            models.Index(fields=["run", "state"], name="synctask_run_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · enrollment {self.enrollment_id} · {self.state}"

@@ -1,0 +1,18 @@
+"""cats_sync listens to the core; the core never imports this app."""
+
+from interseller.signals import contact_added_to_sequence, email_event_recorded
+
+from . import services
+
+
+def _on_added(sender, enrollment, **kwargs) -> None:
+    services.on_contact_added(enrollment=enrollment)
+
+
+def _on_event(sender, event, enrollment, first_reply=False, **kwargs) -> None:
+    services.on_email_event(event=event, enrollment=enrollment, first_reply=first_reply)
+
+
+def connect() -> None:
+    contact_added_to_sequence.connect(_on_added, dispatch_uid="cats_sync.on_added")
+    email_event_recorded.connect(_on_event, dispatch_uid="cats_sync.on_event")
