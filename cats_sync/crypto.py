@@ -7,9 +7,6 @@ then drop the old keys. A token no key can open is an error, never passed throug
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -27,15 +24,11 @@ class KeyDecryptionError(Exception):
 def _fernet() -> MultiFernet:
     keys = list(settings.CATS_ENCRYPTION_KEYS)
     if not keys:
-        if not settings.DEBUG:
-            raise ImproperlyConfigured(
-                "CATS_ENCRYPTION_KEYS is not set. Generate one with "
-                "`python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'`."
-            )
-        # Development only: a key derived from SECRET_KEY, so `make run` needs no setup.
-        digest = hashlib.sha256(f"cats-keys:{settings.SECRET_KEY}".encode()).digest()
-        keys = [base64.urlsafe_b64encode(digest).decode()]
+        raise ImproperlyConfigured(
+            "CATS_ENCRYPTION_KEYS is not set. Generate one with "
+            "`python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`."
+        )
     try:
         return MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
     except (ValueError, TypeError) as exc:

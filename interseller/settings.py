@@ -206,10 +206,18 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=12 
 CATS_API_URL = env.str("CATS_API_URL", default="https://api.catsone.com/v3")
 # Fernet keys for CATS API keys at rest, newest first (rotation: see cats_sync/crypto.py).
 CATS_ENCRYPTION_KEYS = env.list("CATS_ENCRYPTION_KEYS", default=[])
-if not CATS_ENCRYPTION_KEYS and not DEBUG:
-    raise ImproperlyConfigured(
-        "The CATS_ENCRYPTION_KEYS environment variable is not set (see .env.example)."
-    )
+if not CATS_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "The CATS_ENCRYPTION_KEYS environment variable is not set (see .env.example)."
+        )
+    # Development only: a key derived from SECRET_KEY, so `make run` needs no setup.
+    import base64
+    import hashlib
+
+    CATS_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(f"cats:{SECRET_KEY}".encode()).digest()).decode()
+    ]
 # Connect and read timeouts of every CATS call, in seconds.
 CATS_CONNECT_TIMEOUT = env.float("CATS_CONNECT_TIMEOUT", default=3.05)
 CATS_READ_TIMEOUT = env.float("CATS_READ_TIMEOUT", default=15.0)
