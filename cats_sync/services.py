@@ -1165,6 +1165,13 @@ def _advance_status(es: EnrollmentSync, account, client, title: str) -> None:
     """Forward only: never undo progress a recruiter made in CATS; repeats cost nothing."""
     job = CatsJob.objects.filter(site=account.site, cats_id=es.job_id).first()
     workflow_id = job.workflow_id if job and job.workflow_id else None
+    if workflow_id is None and es.status_id:
+        # The status we set last tells the workflow without asking CATS.
+        workflow_id = (
+            CatsWorkflowStatus.objects.filter(site=account.site, cats_id=es.status_id)
+            .values_list("workflow_id", flat=True)
+            .first()
+        )
     pipeline = None
     if workflow_id is None:
         pipeline = client.get_pipeline(es.pipeline_id)
@@ -1313,3 +1320,117 @@ def _update_fields(es: EnrollmentSync, enrollment: Enrollment, client) -> None:
         sent[value_key] = value
         EnrollmentSync.objects.filter(pk=es.pk).update(field_values_sent=sent)
     es.field_values_sent = sent
+
+
+# --- settings check ---------------------------------------------------------------------------
+
+REQUIRED_STATUSES = (STATUS_MESSAGED, STATUS_REPLIED, *STATUS_FOR_SENTIMENT.values())
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    message: str
+    fix: str = ""
+
+
+def cats_settings_check(*, account: CatsAccount) -> list[Finding]:
+    """Read CATS once and say, before anything syncs, what would fail and how to fix it."""
+    findings: list[Finding] = []
+    if not account.is_connected:
+        return [Finding(False, "CATS is not connected.", "Connect CATS with a subdomain and key.")]
+    client = _client(account, budget=False)
+    try:
+        client.get_site()
+    except CatsAuthError:
+        _mark_invalid(account)
+        return [
+            Finding(
+                False,
+                "CATS rejected the API key.",
+                "Make a new key in CATS (Administration → API Keys) and reconnect.",
+            )
+        ]
+    except (CatsError, crypto.KeyDecryptionError) as exc:
+        return [Finding(False, f"CATS could not be reached: {exc}", "Try again in a minute.")]
+    findings.append(Finding(True, f"The API key works for {account.site}."))
+    try:
+        jobs_refresh(account=account)
+        workflows_refresh_with(account=account, client=client)
+        custom_fields_refresh(account=account)
+    except CatsError as exc:
+        return [*findings, Finding(False, f"CATS could not be read: {exc}", "Try again.")]
+    site = account.site
+    jobs = {j.cats_id: j for j in CatsJob.objects.filter(site=site)}
+    wanted: list[tuple[str, int]] = []
+    if account.default_job_id:
+        wanted.append(("The default job order", account.default_job_id))
+    for seq_sync in SequenceSync.objects.filter(
+        sequence__owner=account.membership, sequence__archived=False, job_id__isnull=False
+    ).select_related("sequence"):
+        wanted.append((f"The job order of sequence “{seq_sync.sequence.title}”", seq_sync.job_id))
+    workflow_ids: set[int] = set()
+    for label, job_id in wanted:
+        job = jobs.get(job_id)
+        if job is None or not job.exists:
+            findings.append(
+                Finding(
+                    False,
+                    f"{label} (#{job_id}) does not exist in CATS.",
+                    "Choose another job order, or leave it blank.",
+                )
+            )
+            continue
+        if not job.is_open:
+            findings.append(
+                Finding(
+                    False,
+                    f"{label} “{job.title}” is {job.status_title or 'closed'} in CATS.",
+                    "Reopen it in CATS or choose an open job order.",
+                )
+            )
+        else:
+            findings.append(Finding(True, f"{label} “{job.title}” is open."))
+        if job.workflow_id:
+            workflow_ids.add(job.workflow_id)
+    if account.status_sync:
+        statuses = CatsWorkflowStatus.objects.filter(site=site, workflow_id__in=workflow_ids)
+        by_workflow: dict[int, tuple[str, set[str]]] = {}
+        for s in statuses:
+            by_workflow.setdefault(s.workflow_id, (s.workflow_title, set()))[1].add(s.title)
+        for title_, names in by_workflow.values():
+            missing = [t for t in REQUIRED_STATUSES if t not in names]
+            if missing:
+                findings.append(
+                    Finding(
+                        False,
+                        f"Workflow “{title_}” has no status "
+                        + ", ".join(f"“{m}”" for m in missing)
+                        + ".",
+                        "Add the statuses in CATS with exactly these names (Settings → Workflows), "
+                        "or turn off “advance statuses”.",
+                    )
+                )
+            else:
+                findings.append(Finding(True, f"Workflow “{title_}” has all four statuses."))
+    fields = {f.cats_id: f for f in CatsCustomField.objects.filter(site=site)}
+    for mapping in account.mappings.all():
+        label = mapping.get_value_display()
+        cf = fields.get(mapping.field_id)
+        if cf is None or not cf.exists:
+            findings.append(
+                Finding(
+                    False,
+                    f"{label} is mapped to a custom field that no longer exists in CATS "
+                    f"(“{mapping.field_name}”).",
+                    "Map it to an existing field or remove the mapping.",
+                )
+            )
+            continue
+        try:
+            mapping_check(value=mapping.value, field=cf)
+        except ValidationError as exc:
+            findings.append(Finding(False, exc.messages[0], "Map it to a field of a fitting type."))
+        else:
+            findings.append(Finding(True, f"{label} → “{cf.name}” ({cf.field_type}) fits."))
+    return findings
