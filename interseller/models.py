@@ -85,7 +85,7 @@ class Group(models.Model):
 
 class Sequence(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="sequences")
-    owner = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="sequences")
+    owner = models.ForeignKey(Membership, on_delete=models.RESTRICT, related_name="sequences")
     title = models.CharField(max_length=255)
     archived = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -104,7 +104,7 @@ class Sequence(models.Model):
 
 class Contact(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="contacts")
-    owner = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="contacts")
+    owner = models.ForeignKey(Membership, on_delete=models.RESTRICT, related_name="contacts")
     # Always stored trimmed and lower-cased (services normalise), so equality is exact.
     email = models.EmailField(max_length=254)
     first_name = models.CharField(max_length=150, blank=True)
