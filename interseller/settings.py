@@ -90,7 +90,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -221,8 +220,11 @@ if not CATS_ENCRYPTION_KEYS:
 # Connect and read timeouts of every CATS call, in seconds.
 CATS_CONNECT_TIMEOUT = env.float("CATS_CONNECT_TIMEOUT", default=3.05)
 CATS_READ_TIMEOUT = env.float("CATS_READ_TIMEOUT", default=15.0)
-# How often the sweeper looks for due CATS work (seconds between runs: one minute).
-CATS_SWEEP_MINUTES = env.int("CATS_SWEEP_MINUTES", default=1)
+
+# Spreadsheet import limits, and the size above which an import runs as a background job.
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=50_000)
+IMPORT_BACKGROUND_ROWS = env.int("IMPORT_BACKGROUND_ROWS", default=2_000)
 
 LOGGING = {
     "version": 1,
