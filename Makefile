@@ -26,7 +26,7 @@ install-dev: $(VENV)/.installed-dev
 # Local demo: DEBUG on, sandbox CATS on loopback, a web server and a django-q2 cluster together.
 run: export DEBUG ?= true
 run: export CATS_API_URL ?= http://127.0.0.1:$(SANDBOX_PORT)/v3
-run: export PORT := $(PORT)
+run: export WEB_PORT := $(PORT)
 run: export SANDBOX_PORT := $(SANDBOX_PORT)
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
