@@ -248,6 +248,10 @@ def test_refresh_fills_job_choices_and_default_job_order_is_saved(team_a, site, 
     assert labels[office] == f"#{office} Office Manager (closed)"
     assert labels[backend] == f"#{backend} Senior Backend Engineer"
     assert labels[""] == "— none —"
+    CatsJob.objects.filter(cats_id=office).update(exists=False)
+    page = client.get(url("catsaccount", "change", account.pk))
+    labels = dict(page.context["adminform"].form.fields["default_job_id"].choices)
+    assert labels[office] == f"#{office} Office Manager (deleted in CATS)"
     response = change_post(client, account, default_job_id=str(backend))
     assert response.status_code == 302, form_errors(response)
     account.refresh_from_db()
@@ -400,13 +404,14 @@ def test_clone_confirm_copies_settings_and_job_only_on_the_same_site(team_a, clo
     client = login(team_a.owner)
     source = clone_world["source"]
     targets = [str(m.pk) for m in Membership.objects.filter(team=team_a.team)]
-    response = act(
-        client,
+    response = client.post(
         url("catsaccount"),
-        "clone_settings",
-        [source.pk],
-        clone_step="confirm",
-        targets=[t for t in targets if t != str(team_a.owner.pk)],
+        {
+            "action": "clone_settings",
+            ACTION_CHECKBOX_NAME: [str(source.pk)],
+            "clone_step": "confirm",
+            "targets": [t for t in targets if t != str(team_a.owner.pk)],
+        },
         follow=True,
     )
     assert "to 2 teammate(s); 3 skipped" in response.content.decode()
@@ -503,8 +508,19 @@ def test_resync_confirmation_counts_without_calling_cats(team_a, resync_world, s
 
 def test_resync_starts_a_run_whose_tasks_reach_cats(team_a, resync_world, site, sandbox, login):
     client = login(team_a.owner)
-    ids = [c.pk for c in resync_world["contacts"]]
-    response = act(client, core_url("contact"), "resync_to_cats", ids, confirm="yes")
+    ids = [str(c.pk) for c in resync_world["contacts"]]
+    page = act(client, core_url("contact"), "resync_to_cats", ids)
+    assert page.context["selected"] == ids
+    # What the confirmation page posts back: no "index", like any action with a second step.
+    response = client.post(
+        core_url("contact"),
+        {
+            "action": "resync_to_cats",
+            ACTION_CHECKBOX_NAME: ids,
+            "select_across": "0",
+            "confirm": "yes",
+        },
+    )
     run = ResyncRun.objects.get()
     assert response.status_code == 302
     assert response.url == url("resyncrun", "change", run.pk)
