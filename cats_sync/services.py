@@ -319,8 +319,13 @@ def _task_create(
     event: EmailEvent | None = None,
     priority: int = SyncTask.Priority.LIVE,
     run: ResyncRun | None = None,
+    enqueue: bool = True,
 ) -> SyncTask | None:
-    """An open task of this kind for this enrollment (or event), created once."""
+    """An open task of this kind for this enrollment (or event), created once.
+
+    `enqueue=False` leaves enqueuing to the caller, which batches ids so that a worker gets
+    many contacts at once and can look their emails up in one request.
+    """
     state = SyncTask.State.PENDING
     if account is None or account.status != CatsAccount.Status.CONNECTED:
         state = SyncTask.State.PAUSED
@@ -359,7 +364,7 @@ def _task_create(
             )
     except IntegrityError:
         return None
-    if state == SyncTask.State.PENDING:
+    if state == SyncTask.State.PENDING and enqueue:
         _enqueue_on_commit([task.pk])
     return task
 
@@ -489,6 +494,7 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
         blocked=plan.blocked_total,
     )
     bulk = len(plan.to_sync) > 1
+    queued: dict[int | None, list[int]] = {}
     for enrollment in Enrollment.objects.filter(pk__in=plan.to_sync).select_related(
         "sequence", "contact"
     ):
@@ -499,13 +505,18 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
             if es.job_id is None and es.account is not None:
                 es.job_id = es.account.default_job_id
             es.save(update_fields=["account", "job_id", "updated_at"])
-        _task_create(
+        task = _task_create(
             kind=SyncTask.Kind.SYNC,
             enrollment=enrollment,
             account=es.account,
             priority=SyncTask.Priority.BULK if bulk else SyncTask.Priority.LIVE,
             run=run,
+            enqueue=False,
         )
+        if task is not None and task.state == SyncTask.State.PENDING:
+            queued.setdefault(task.account_id, []).append(task.pk)
+    for ids in queued.values():
+        _enqueue_on_commit(ids)
     if not plan.to_sync:
         run.state = ResyncRun.State.DONE
         run.finished_at = timezone.now()

@@ -658,3 +658,17 @@ def test_two_concurrent_syncs_of_one_contact_make_one_candidate(team_a, site, ca
     assert not errors
     assert len(candidates(cats_sandbox.snapshot(site.id), "race@example.com")) == 1
     assert CandidateLink.objects.get(email="race@example.com").candidate_id
+
+
+def test_rotate_keys_command_reencrypts_under_the_new_key(team_a, site, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CATS_ENCRYPTION_KEYS = [old]
+    account = connect(team_a.member, site)
+    settings.CATS_ENCRYPTION_KEYS = [new, old]
+    call_command("cats_rotate_keys")
+    settings.CATS_ENCRYPTION_KEYS = [new]
+    account.refresh_from_db()
+    assert crypto.decrypt(account.api_key_encrypted) == site.api_key
