@@ -5,8 +5,9 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
-from . import services
+from . import imports, services
 from .admin_base import TeamScopedAdmin, scoped_queryset
 from .forms import (
     MSG_ONE_TEAM,
@@ -16,7 +17,17 @@ from .forms import (
     TeammateAddForm,
 )
 from .imports import ContactImportExportMixin
-from .models import ApiToken, Contact, EmailEvent, Enrollment, Group, Membership, Sequence, Team
+from .models import (
+    ApiToken,
+    Contact,
+    EmailEvent,
+    Enrollment,
+    Group,
+    ImportJob,
+    Membership,
+    Sequence,
+    Team,
+)
 
 admin.site.site_header = "Interseller · CATS"
 admin.site.site_title = "Interseller"
@@ -571,3 +582,61 @@ class ApiTokenAdmin(TeamScopedAdmin):
         if not self._may_write(request):
             actions.pop("revoke", None)
         return actions
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(TeamScopedAdmin):
+    """Contact imports run by a worker: read-only, with live progress on the object page."""
+
+    scope_owner_paths = ("owner",)
+    ordering = ["-created_at"]
+    list_display = ["file_name", "team", "state", "progress", "created_by", "created_at"]
+    list_filter = [ScopedTeamFilter, "state"]
+    list_select_related = ["team", "created_by"]
+    search_fields = ["file_name"]
+    fields = [
+        "file_name",
+        "team",
+        "sequence_title",
+        "created_by",
+        "state",
+        "total_rows",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+    change_form_template = "admin/interseller/importjob/change_form.html"
+    refresh_seconds = 3
+
+    def get_queryset(self, request):
+        # The uploaded file can be megabytes: never load it to list or show jobs.
+        return super().get_queryset(request).defer("data")
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return f"{imports.import_job_progress(obj)} of {obj.total_rows} rows"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, object_id)
+        processed = imports.import_job_progress(job)
+        extra = {
+            "processed": processed,
+            "percent": int(100 * processed / job.total_rows) if job.total_rows else 100,
+            "running": job.state in (ImportJob.State.QUEUED, ImportJob.State.RUNNING),
+            "refresh_seconds": self.refresh_seconds,
+            "result_message": imports.import_result_message(job, job.sequence_title),
+            "contacts_url": reverse("admin:interseller_contact_changelist"),
+            "import_url": reverse("admin:interseller_contact_import"),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=extra)

@@ -4,6 +4,8 @@ Import: a file is read (CSV in any common delimiter and encoding, or XLSX values
 headers matched forgivingly, and every row checked in a dry run that needs no per-row query.
 The real import then goes row by row through `contact_upsert` and `contact_add_to_sequence`, in
 one transaction, so integrations see exactly what they would for contacts added by hand.
+A file of more than IMPORT_BACKGROUND_ROWS rows is imported the same way by a django-q2 worker
+(an `ImportJob`), with its progress on the job's admin page.
 
 The admin mixin keeps django-import-export's pages (import → confirm → process) but replaces
 its row-by-row Resource import, which could express neither these rules nor the speed needed.
@@ -23,14 +25,16 @@ import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -42,7 +46,7 @@ from import_export import resources
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 
-from .models import Contact, Enrollment, Membership, Sequence, Team
+from .models import Contact, Enrollment, ImportJob, Membership, Sequence, Team
 from .services import CONTACT_FIELDS, contact_add_to_sequence, contact_upsert, normalize_email
 
 logger = logging.getLogger(__name__)
@@ -71,6 +75,10 @@ MSG_ROW_EMAIL_MISSING = "row {row}: email is missing"
 MSG_ROW_EMAIL_INVALID = "row {row}: email '{email}' is not a valid address"
 MSG_ROW_DUPLICATE = "row {row}: email '{email}' already appears in row {first}"
 MSG_ROW_FIELD_INVALID = "row {row}: {label} '{value}': {problem}"
+MSG_ROW_TEAMMATES_CONTACT = (
+    "row {row}: {email} belongs to a contact of another teammate; "
+    "ask them or a manager to update it"
+)
 MSG_SEQUENCE_OTHER_TEAM = "Choose a sequence of the team “{team}”."
 MSG_NO_OWNER = "The team “{team}” has no members to own the imported contacts."
 MSG_FILE_EXPIRED = "The uploaded file is no longer available. Upload it again."
@@ -79,6 +87,15 @@ MSG_IMPORT_DONE = (
     "Import finished: {created} new, {updated} updated and {unchanged} unchanged contacts."
 )
 MSG_SEQUENCE_DONE = " {added} added to the sequence “{sequence}” ({already} already in it)."
+MSG_JOB_QUEUED = (
+    "The file has {rows:,} rows, so it is imported in the background. "
+    "This page shows how far it has got."
+)
+MSG_JOB_SEQUENCE_GONE = "the sequence “{sequence}” was deleted before the import started."
+MSG_JOB_NO_OWNER = "the person who uploaded the file is no longer a member of “{team}”."
+MSG_JOB_CRASHED = (
+    "the import stopped unexpectedly. Try again, or ask an administrator to look at the server log."
+)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Rows read from the file are checked in chunks of this many emails: one query per chunk,
@@ -92,6 +109,11 @@ def import_max_bytes() -> int:
 
 def import_max_rows() -> int:
     return getattr(settings, "IMPORT_MAX_ROWS", 50_000)
+
+
+def import_background_rows() -> int:
+    """Files with more rows than this are imported by a worker, not inside the request."""
+    return getattr(settings, "IMPORT_BACKGROUND_ROWS", 2_000)
 
 
 class ImportRefused(Exception):
@@ -479,11 +501,18 @@ def row_fields(cells: list[str], columns: Columns) -> dict[str, str]:
     return values
 
 
-def import_plan(*, sheet: Sheet, team: Team, sequence: Sequence | None = None) -> ImportPlan:
+def import_plan(
+    *,
+    sheet: Sheet,
+    team: Team,
+    sequence: Sequence | None = None,
+    only_own: Membership | None = None,
+) -> ImportPlan:
     """Check every row and predict what the import will do, without writing anything.
 
     Catches everything `contact_upsert` would refuse (its `full_clean`), so a file that passes
-    here imports whole.
+    here imports whole. With `only_own` (a member's import, see `import_only_own`), a row
+    matching a teammate's contact is invalid: members may change only their own contacts.
     """
     columns = columns_match(sheet.headers)
     plan = ImportPlan(sheet=sheet, columns=columns)
@@ -549,27 +578,42 @@ def import_plan(*, sheet: Sheet, team: Team, sequence: Sequence | None = None) -
         else:
             plan.rows.append(PlannedRow(row=number, email=email, fields=values, status="new"))
 
-    _plan_against_existing(plan, team, sequence)
+    _plan_against_existing(plan, team, sequence, only_own)
     return plan
 
 
-def _plan_against_existing(plan: ImportPlan, team: Team, sequence: Sequence | None) -> None:
+def _plan_against_existing(
+    plan: ImportPlan, team: Team, sequence: Sequence | None, only_own: Membership | None
+) -> None:
     by_email = {r.email: r for r in plan.rows}
     emails = list(by_email)
     existing_ids: list[int] = []
+    refused: list[PlannedRow] = []
     for start in range(0, len(emails), EMAIL_QUERY_CHUNK):
         chunk = emails[start : start + EMAIL_QUERY_CHUNK]
         # The team's own contacts only: another team's contact with the same email is no match.
         for found in Contact.objects.filter(team=team, email__in=chunk).values(
-            "id", "email", *CONTACT_FIELDS
+            "id", "email", "owner_id", *CONTACT_FIELDS
         ):
             row = by_email[found["email"]]
+            if only_own is not None and found["owner_id"] != only_own.pk:
+                refused.append(row)
+                continue
             existing_ids.append(found["id"])
             # Same rule as contact_upsert: blank cells never erase.
             row.changed = tuple(
                 k for k, v in row.fields.items() if v and (found[k] or "") != v.strip()
             )
             row.status = "updated" if row.changed else "unchanged"
+    if refused:
+        header = plan.sheet.headers[plan.columns.index["email"]]
+        gone = {r.row for r in refused}
+        plan.rows = [r for r in plan.rows if r.row not in gone]
+        plan.errors.extend(
+            RowError(r.row, header, MSG_ROW_TEAMMATES_CONTACT.format(row=r.row, email=r.email))
+            for r in refused
+        )
+        plan.errors.sort(key=lambda e: e.row)
     if sequence is not None:
         for start in range(0, len(existing_ids), EMAIL_QUERY_CHUNK):
             plan.already_in_sequence += Enrollment.objects.filter(
@@ -592,6 +636,32 @@ class ImportOutcome:
     contact_ids: list[int] = field(default_factory=list)
 
 
+# Progress is reported every this many rows.
+PROGRESS_EVERY = 100
+
+
+def _contacts_locked(team: Team, emails: list[str]) -> dict[str, Contact]:
+    """The team's contacts with these emails, locked until the import commits."""
+    found: dict[str, Contact] = {}
+    for start in range(0, len(emails), EMAIL_QUERY_CHUNK):
+        chunk = emails[start : start + EMAIL_QUERY_CHUNK]
+        for contact in Contact.objects.select_for_update().filter(team=team, email__in=chunk):
+            found[contact.email] = contact
+    return found
+
+
+def _enrolled_contact_ids(sequence: Sequence, contact_ids: list[int]) -> set[int]:
+    enrolled: set[int] = set()
+    for start in range(0, len(contact_ids), EMAIL_QUERY_CHUNK):
+        chunk = contact_ids[start : start + EMAIL_QUERY_CHUNK]
+        enrolled.update(
+            Enrollment.objects.select_for_update()
+            .filter(sequence=sequence, contact_id__in=chunk)
+            .values_list("contact_id", flat=True)
+        )
+    return enrolled
+
+
 def import_execute(
     *,
     plan: ImportPlan,
@@ -599,27 +669,60 @@ def import_execute(
     owner: Membership,
     sequence: Sequence | None = None,
     added_by: Membership | None = None,
+    only_own: Membership | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportOutcome:
-    """Write a valid plan, all or nothing. Raises ImportFailed naming the row that failed."""
+    """Write a valid plan, all or nothing. Raises ImportFailed naming the row that failed.
+
+    The team's existing contacts (and who of them is already in the sequence) are loaded
+    once, locked, instead of once per row; every write still goes through the services.
+    `progress` is called with the number of rows written so far, every PROGRESS_EVERY rows.
+    """
     if not plan.is_valid:
         raise ImportFailed(str(plan.errors[0]))
     outcome = ImportOutcome()
     current = 0
     try:
         with transaction.atomic():
-            for row in plan.rows:
+            known = _contacts_locked(team, [r.email for r in plan.rows])
+            enrolled = (
+                _enrolled_contact_ids(sequence, [c.pk for c in known.values()])
+                if sequence is not None
+                else set()
+            )
+            for done, row in enumerate(plan.rows, start=1):
                 current = row.row
-                result = contact_upsert(team=team, owner=owner, email=row.email, fields=row.fields)
+                existing = known.get(row.email)
+                if only_own is not None and existing and existing.owner_id != only_own.pk:
+                    # The dry run refuses these; a teammate's contact created since then.
+                    raise ImportFailed(
+                        MSG_ROW_TEAMMATES_CONTACT.format(row=row.row, email=row.email)
+                    )
+                result = contact_upsert(
+                    team=team,
+                    owner=owner,
+                    email=row.email,
+                    fields=row.fields,
+                    contacts_by_email=known,
+                )
                 setattr(outcome, result.status, getattr(outcome, result.status) + 1)
                 outcome.contact_ids.append(result.contact.pk)
                 if sequence is not None:
-                    added = contact_add_to_sequence(
-                        contact=result.contact, sequence=sequence, added_by=added_by
-                    )
-                    if added.created:
-                        outcome.added_to_sequence += 1
-                    else:
+                    if result.contact.pk in enrolled:
+                        # What contact_add_to_sequence would answer, without asking again.
                         outcome.already_in_sequence += 1
+                    else:
+                        added = contact_add_to_sequence(
+                            contact=result.contact, sequence=sequence, added_by=added_by
+                        )
+                        if added.created:
+                            outcome.added_to_sequence += 1
+                        else:
+                            outcome.already_in_sequence += 1
+                if progress is not None and done % PROGRESS_EVERY == 0:
+                    progress(done)
+    except ImportFailed:
+        raise
     except ValidationError as e:
         raise ImportFailed(f"row {current}: {' '.join(e.messages)}") from e
     except Exception as e:
@@ -640,6 +743,182 @@ def import_owner(*, team: Team, user) -> Membership | None:
         members = Membership.objects.filter(team=team).order_by("created_at", "pk")
         return members.filter(role=Membership.Role.OWNER).first() or members.first()
     return None
+
+
+def import_only_own(*, owner: Membership, user) -> Membership | None:
+    """The membership whose contacts alone this import may update, or None for all of them.
+
+    The admin's rule: a member sees and changes only their own contacts; owners, managers
+    and superusers change any contact of the team.
+    """
+    if (user is not None and user.is_superuser) or owner.can_manage_team:
+        return None
+    return owner
+
+
+def import_result_message(outcome: ImportOutcome | ImportJob, sequence_title: str = "") -> str:
+    """What the person who imported is told, whether the import ran in the request or not."""
+    text = MSG_IMPORT_DONE.format(
+        created=outcome.created, updated=outcome.updated, unchanged=outcome.unchanged
+    )
+    if sequence_title:
+        text += MSG_SEQUENCE_DONE.format(
+            added=outcome.added_to_sequence,
+            sequence=sequence_title,
+            already=outcome.already_in_sequence,
+        )
+    return text
+
+
+# --- Background import ------------------------------------------------------------------------
+# How many invalid rows a failed job lists.
+JOB_ERRORS_KEPT = 200
+
+
+def import_job_create(
+    *,
+    team: Team,
+    owner: Membership,
+    created_by,
+    sequence: Sequence | None,
+    sheet: Sheet,
+    data: bytes,
+    file_name: str,
+) -> ImportJob:
+    """Queue a confirmed import for a worker; it starts once the caller's transaction commits."""
+    job = ImportJob.objects.create(
+        team=team,
+        owner=owner,
+        created_by=created_by,
+        sequence=sequence,
+        sequence_title=sequence.title if sequence else "",
+        file_name=file_name[:255],
+        file_description=sheet.description[:100],
+        data=data,
+        total_rows=len(sheet.rows),
+    )
+    transaction.on_commit(lambda: _job_enqueue(job.pk))
+    return job
+
+
+def _job_enqueue(job_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("interseller.tasks.import_job_run", job_id, group="contact-import")
+
+
+def _progress_key(job_id: int) -> str:
+    return f"interseller:import-job:{job_id}:processed"
+
+
+def import_job_progress(job: ImportJob) -> int:
+    """Rows written so far.
+
+    The import is one transaction, so the job row says nothing until it commits; while it
+    runs, the worker reports through the cache. That is live with Redis (REDIS_URL); with the
+    per-process local-memory cache the page shows the count when the job ends.
+    """
+    if job.state == ImportJob.State.RUNNING:
+        return max(job.processed_rows, cache.get(_progress_key(job.pk)) or 0)
+    return job.processed_rows
+
+
+def import_job_lease() -> int:
+    """Seconds after which a job still `running` belonged to a worker that died.
+
+    django-q2 kills a task at Q_CLUSTER["timeout"] and hands it out again at "retry"; the
+    killed run's transaction rolled back, so running the job again is safe.
+    """
+    return int(settings.Q_CLUSTER.get("timeout", 240)) + 30
+
+
+def _job_fail(job: ImportJob, error: str) -> None:
+    job.state = ImportJob.State.FAILED
+    job.error = MSG_IMPORT_FAILED.format(error=error)
+    job.processed_rows = 0
+    job.finished_at = timezone.now()
+    job.data = b""
+    job.save(update_fields=["state", "error", "processed_rows", "finished_at", "data"])
+
+
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """Run a queued job: the same checks and writes as an import confirmed in the request.
+
+    Safe to run twice: only a queued job (or one whose worker died) is claimed. Returns the
+    job, or None when there was nothing to do.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=import_job_lease())
+    claimed = (
+        ImportJob.objects.filter(pk=job_id)
+        .filter(
+            Q(state=ImportJob.State.QUEUED) | Q(state=ImportJob.State.RUNNING, started_at__lt=stale)
+        )
+        .update(state=ImportJob.State.RUNNING, started_at=now, processed_rows=0)
+    )
+    if not claimed:
+        return None
+    job = ImportJob.objects.select_related("team", "owner__team", "sequence", "created_by").get(
+        pk=job_id
+    )
+    team = job.team
+    if job.owner is None:
+        _job_fail(job, MSG_JOB_NO_OWNER.format(team=team))
+        return job
+    sequence = job.sequence
+    if job.sequence_title and sequence is None:
+        _job_fail(job, MSG_JOB_SEQUENCE_GONE.format(sequence=job.sequence_title))
+        return job
+    key = _progress_key(job.pk)
+    try:
+        # Checked again, exactly as the dry run did: the team's contacts may have changed.
+        plan = import_plan(
+            sheet=sheet_read(bytes(job.data)),
+            team=team,
+            sequence=sequence,
+            only_own=import_only_own(owner=job.owner, user=job.created_by),
+        )
+        if not plan.is_valid:
+            lines = [str(e) for e in plan.errors[:JOB_ERRORS_KEPT]]
+            if len(plan.errors) > JOB_ERRORS_KEPT:
+                lines.append(f"… and {len(plan.errors) - JOB_ERRORS_KEPT} more.")
+            _job_fail(job, "\n".join(lines))
+            return job
+        with transaction.atomic():
+            outcome = import_execute(
+                plan=plan,
+                team=team,
+                owner=job.owner,
+                sequence=sequence,
+                added_by=job.owner,
+                only_own=import_only_own(owner=job.owner, user=job.created_by),
+                progress=lambda done: cache.set(key, done, timeout=3600),
+            )
+            # In the import's transaction: the contacts and "done" commit together, so a
+            # worker dying in between cannot leave an import that runs again.
+            for name in (
+                "created",
+                "updated",
+                "unchanged",
+                "added_to_sequence",
+                "already_in_sequence",
+            ):
+                setattr(job, name, getattr(outcome, name))
+            job.processed_rows = len(plan.rows)
+            job.state = ImportJob.State.DONE
+            job.finished_at = timezone.now()
+            job.data = b""
+            job.save()
+    except (ImportRefused, ImportFailed) as e:
+        _job_fail(job, str(e))
+        return job
+    except Exception:
+        logger.exception("Contact import job %s failed", job.pk)
+        _job_fail(job, MSG_JOB_CRASHED)
+        return job
+    finally:
+        cache.delete(key)
+    return job
 
 
 # --- Export -----------------------------------------------------------------------------------
@@ -833,13 +1112,20 @@ class ContactImportExportMixin(ImportExportMixin):
         if request.method == "POST" and form.is_valid():
             team = form.cleaned_data["team"]
             sequence = form.cleaned_data.get("sequence")
+            owner = import_owner(team=team, user=request.user)
             try:
-                plan = import_plan(sheet=form.cleaned_data["sheet"], team=team, sequence=sequence)
+                plan = import_plan(
+                    sheet=form.cleaned_data["sheet"],
+                    team=team,
+                    sequence=sequence,
+                    only_own=owner and import_only_own(owner=owner, user=request.user),
+                )
             except ImportRefused as e:
                 form.add_error("import_file", str(e))
             else:
                 context.update(self._plan_context(plan, sequence))
                 context["team"] = team
+                context["in_background"] = len(plan.sheet.rows) > import_background_rows()
                 if plan.is_valid:
                     tmp = self._tmp_storage()
                     tmp.save(form.cleaned_data["data"])
@@ -881,24 +1167,43 @@ class ContactImportExportMixin(ImportExportMixin):
             return HttpResponseRedirect(import_url)
         added_by = Membership.objects.filter(team=team, user=request.user).first() or owner
         try:
+            sheet = sheet_read(data)
+            if len(sheet.rows) > import_background_rows():
+                # Too long for a request: a worker checks the file again and imports it.
+                job = import_job_create(
+                    team=team,
+                    owner=owner,
+                    created_by=request.user,
+                    sequence=sequence,
+                    sheet=sheet,
+                    data=data,
+                    file_name=cleaned["original_file_name"],
+                )
+                messages.info(request, MSG_JOB_QUEUED.format(rows=job.total_rows))
+                return HttpResponseRedirect(
+                    reverse(
+                        "admin:interseller_importjob_change",
+                        args=[job.pk],
+                        current_app=self.admin_site.name,
+                    )
+                )
+            only_own = import_only_own(owner=owner, user=request.user)
             # Checked again: the team's contacts may have changed since the dry run.
-            plan = import_plan(sheet=sheet_read(data), team=team, sequence=sequence)
+            plan = import_plan(sheet=sheet, team=team, sequence=sequence, only_own=only_own)
             outcome = import_execute(
-                plan=plan, team=team, owner=owner, sequence=sequence, added_by=added_by
+                plan=plan,
+                team=team,
+                owner=owner,
+                sequence=sequence,
+                added_by=added_by,
+                only_own=only_own,
             )
         except (ImportRefused, ImportFailed) as e:
             messages.error(request, MSG_IMPORT_FAILED.format(error=e))
             return HttpResponseRedirect(import_url)
-        text = MSG_IMPORT_DONE.format(
-            created=outcome.created, updated=outcome.updated, unchanged=outcome.unchanged
+        messages.success(
+            request, import_result_message(outcome, sequence.title if sequence else "")
         )
-        if sequence is not None:
-            text += MSG_SEQUENCE_DONE.format(
-                added=outcome.added_to_sequence,
-                sequence=sequence.title,
-                already=outcome.already_in_sequence,
-            )
-        messages.success(request, text)
         return HttpResponseRedirect(
             reverse(
                 "admin:{}_{}_changelist".format(*self.get_model_info()),

@@ -247,3 +247,65 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class ImportJob(models.Model):
+    """A confirmed contact import too big to run inside the request, run by a worker.
+
+    The uploaded file is kept in the row (files are at most a few MB) so any worker on any
+    machine can read it; it is emptied once the job has run.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Owns the contacts the file creates, and adds them to the sequence; a member's own job.
+    owner = models.ForeignKey(
+        Membership, on_delete=models.SET_NULL, null=True, blank=True, related_name="import_jobs"
+    )
+    sequence = models.ForeignKey(
+        Sequence, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Kept so a sequence deleted while the job waits fails the job instead of being skipped.
+    sequence_title = models.CharField(max_length=255, blank=True)
+    file_name = models.CharField(max_length=255)
+    # What the file was read as ("CSV, semicolon-separated, Windows-1252"); the kind of file
+    # and its encoding are detected again from the bytes when the job runs.
+    file_description = models.CharField(max_length=100, blank=True)
+    data = models.BinaryField(editable=False)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField("new", default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    added_to_sequence = models.PositiveIntegerField(default=0)
+    already_in_sequence = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "contact import"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(processed_rows__lte=models.F("total_rows")),
+                name="importjob_processed_le_total",
+            ),
+        ]
+        indexes = [
+            # The import changelist of one team, newest first.
+            models.Index(fields=["team", "-created_at"], name="importjob_team_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.get_state_display().lower()})"

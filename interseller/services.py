@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ MSG_EMAIL_INVALID = "'{email}' is not a valid email address."
 MSG_EMAIL_REQUIRED = "An email address is required."
 MSG_OWNER_OTHER_TEAM = "The owner must be a member of the contact's team."
 MSG_SEQUENCE_OTHER_TEAM = "The sequence belongs to another team."
+MSG_SEQUENCE_ARCHIVED = "The sequence “{sequence}” is archived: unarchive it to add contacts."
 MSG_ALREADY_IN_SEQUENCE = "{contact} is already in the sequence “{sequence}”."
 MSG_NOT_IN_SEQUENCE = "{email} is not in the sequence “{sequence}”."
 MSG_SENTIMENT_NOT_REPLY = "A sentiment can only be given for a reply."
@@ -72,12 +74,21 @@ class UpsertResult:
 
 @transaction.atomic
 def contact_upsert(
-    *, team: Team, owner: Membership, email: str, fields: dict[str, Any] | None = None
+    *,
+    team: Team,
+    owner: Membership,
+    email: str,
+    fields: dict[str, Any] | None = None,
+    contacts_by_email: Mapping[str, Contact] | None = None,
 ) -> UpsertResult:
     """Create the team's contact for this email, or update the given fields on it.
 
     Blank values never erase what is known: a sheet with an empty "Phone" column must not wipe
     the phone numbers already on file. The owner of an existing contact is kept.
+
+    `contacts_by_email`: bulk callers (the import) load the team's contacts once, locked in
+    their own transaction, and pass them by normalised email; an email missing from it is
+    created (a concurrent create still falls back to an update).
     """
     if owner.team_id != team.pk:
         raise ValidationError(MSG_OWNER_OTHER_TEAM, code="owner")
@@ -87,10 +98,17 @@ def contact_upsert(
         for k, v in (fields or {}).items()
         if k in CONTACT_FIELDS
     }
-    contact = Contact.objects.select_for_update().filter(team=team, email=normalized).first()
+    if contacts_by_email is None:
+        contact = Contact.objects.select_for_update().filter(team=team, email=normalized).first()
+    else:
+        contact = contacts_by_email.get(normalized)
+        if contact is not None and (contact.team_id != team.pk or contact.email != normalized):
+            raise ValueError(f"contacts_by_email[{normalized!r}] is not this team's contact")
+    # Team and owner were checked above: full_clean would query both again for every row.
+    checked = ["team", "owner"]
     if contact is None:
         contact = Contact(team=team, owner=owner, email=normalized, **values)
-        contact.full_clean(validate_unique=False, validate_constraints=False)
+        contact.full_clean(exclude=checked, validate_unique=False, validate_constraints=False)
         try:
             with transaction.atomic():
                 contact.save()
@@ -103,7 +121,7 @@ def contact_upsert(
     if changed:
         for k in changed:
             setattr(contact, k, values[k])
-        contact.full_clean(validate_unique=False, validate_constraints=False)
+        contact.full_clean(exclude=checked, validate_unique=False, validate_constraints=False)
         contact.save(update_fields=[*changed, "updated_at"])
     return UpsertResult(contact, False, changed)
 
@@ -123,6 +141,11 @@ def contact_add_to_sequence(
     if contact.team_id != sequence.team_id:
         raise ValidationError(MSG_SEQUENCE_OTHER_TEAM, code="team")
     existing = Enrollment.objects.filter(contact=contact, sequence=sequence).first()
+    if existing is None and sequence.archived:
+        raise ValidationError(
+            {"sequence_id": MSG_SEQUENCE_ARCHIVED.format(sequence=sequence.title)},
+            code="archived",
+        )
     if existing:
         return AddResult(
             existing,

@@ -13,7 +13,7 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from interseller import imports
+from interseller import imports, tasks
 from interseller.imports import (
     MSG_EMPTY,
     MSG_FORMULA,
@@ -28,10 +28,10 @@ from interseller.imports import (
     import_plan,
     sheet_read,
 )
-from interseller.models import Contact, Enrollment
+from interseller.models import Contact, Enrollment, ImportJob
 from interseller.signals import contact_added_to_sequence
 
-from .factories import ContactFactory, SequenceFactory, UserFactory
+from .factories import ContactFactory, MembershipFactory, SequenceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -504,6 +504,74 @@ def test_importing_never_touches_another_teams_contact_with_the_same_email(team_
     )
 
 
+def teammate_file(email: str) -> bytes:
+    """Row 7 holds `email`; the rows before it are new contacts or the importer's own."""
+    return csv_bytes(
+        [
+            ["Email", "Company"],
+            ["mine@x.example", "Mine now"],
+            *[[f"new{i}@x.example", "New"] for i in range(4)],
+            [email.upper(), "Changed by a teammate"],
+        ]
+    )
+
+
+def test_a_member_cannot_change_a_teammates_contact_by_import(team_a, login):
+    theirs = ContactFactory(
+        team=team_a.team, owner=team_a.member2, email="grace@x.example", company="Theirs"
+    )
+    ContactFactory(team=team_a.team, owner=team_a.member, email="mine@x.example", company="Old")
+    client = login(team_a.member)
+    dry = upload(client, teammate_file("grace@x.example"), team=team_a.team)
+    assert dry.context.get("confirm_form") is None
+    assert [str(e) for e in dry.context["plan"].errors] == [
+        "row 7: grace@x.example belongs to a contact of another teammate; "
+        "ask them or a manager to update it"
+    ]
+    assert dry.context["plan"].errors[0].column == "Email"
+    assert dry.context["counts"] == {"new": 4, "updated": 1, "unchanged": 0, "invalid": 1}
+    assert "belongs to a contact of another teammate" in dry.content.decode()
+    theirs.refresh_from_db()
+    assert theirs.company == "Theirs" and theirs.owner == team_a.member2
+    assert Contact.objects.count() == 2
+
+
+@pytest.mark.parametrize("role", ["owner", "manager"])
+def test_owners_and_managers_update_any_contact_of_the_team(team_a, login, role):
+    theirs = ContactFactory(
+        team=team_a.team, owner=team_a.member2, email="grace@x.example", company="Theirs"
+    )
+    ContactFactory(team=team_a.team, owner=team_a.member, email="mine@x.example", company="Old")
+    dry, done = import_file(
+        login(getattr(team_a, role)), teammate_file("grace@x.example"), team=team_a.team
+    )
+    assert dry.context["counts"] == {"new": 4, "updated": 2, "unchanged": 0, "invalid": 0}
+    theirs.refresh_from_db()
+    assert theirs.company == "Changed by a teammate"
+    assert theirs.owner == team_a.member2  # updating never changes who owns a contact
+
+
+def test_a_superuser_who_is_a_plain_member_updates_any_contact(team_a, login):
+    boss = MembershipFactory(team=team_a.team, user=UserFactory(is_superuser=True))
+    ContactFactory(team=team_a.team, owner=team_a.member2, email="grace@x.example")
+    dry, _ = import_file(login(boss), teammate_file("grace@x.example"), team=team_a.team)
+    assert dry.context["counts"]["invalid"] == 0
+    assert dry.context["counts"]["updated"] == 1
+
+
+def test_a_teammates_contact_created_after_the_dry_run_stops_a_members_import(team_a):
+    plan = import_plan(
+        sheet=sheet_read(teammate_file("grace@x.example")),
+        team=team_a.team,
+        only_own=team_a.member,
+    )
+    assert plan.is_valid
+    theirs = ContactFactory(team=team_a.team, owner=team_a.member2, email="grace@x.example")
+    with pytest.raises(imports.ImportFailed, match="row 7: grace@x.example belongs to a contact"):
+        import_execute(plan=plan, team=team_a.team, owner=team_a.member, only_own=team_a.member)
+    assert list(Contact.objects.all()) == [theirs]
+
+
 def test_a_user_cannot_import_into_a_team_they_do_not_belong_to(team_a, team_b, login):
     client = login(team_a.owner)
     dry = upload(client, fixture_bytes("google_sheets.tsv"), team=team_b.team)
@@ -679,3 +747,235 @@ def test_dry_run_of_a_big_file_needs_few_queries(team_a, django_assert_max_num_q
     with django_assert_max_num_queries(4):
         plan = import_plan(sheet=sheet, team=team_a.team)
     assert plan.counts["updated"] + plan.counts["unchanged"] == len(range(0, 3000, 7))
+
+
+# --- sequence assignment syncs to CATS, as if added by hand -----------------------------------
+@pytest.mark.parametrize("in_background", [False, True], ids=["in-request", "background"])
+def test_importing_into_a_sequence_syncs_each_contact_to_cats_once(
+    team_a, login, sequence_a, cats_sandbox, settings, in_background
+):
+    from cats_sync.models import CatsAccount, EnrollmentSync
+
+    from .cats_helpers import candidates, connect, drain
+
+    if in_background:
+        settings.IMPORT_BACKGROUND_ROWS = 1
+    settings.CATS_API_URL = cats_sandbox.url
+    site = cats_sandbox.create_site(
+        candidates=[
+            {
+                "first_name": "Grace",
+                "last_name": "Hopper",
+                "emails": {"primary": "grace.hopper@navy.example"},
+            }
+        ]
+    )
+    connect(
+        team_a.member, site, sync_mode=CatsAccount.SyncMode.ON_ADD, deduplication=True
+    )  # the sequence's owner: their connection and settings apply
+    before = len(cats_sandbox.snapshot(site.id)["candidates"])
+    client = login(team_a.member)
+    _, done = import_file(
+        client, fixture_bytes("linkedin_recruiter.csv"), team=team_a.team, sequence=sequence_a
+    )
+    if in_background:
+        assert tasks.import_job_run(ImportJob.objects.get().pk) == "done"
+    drain()
+    snap = cats_sandbox.snapshot(site.id)
+    assert len(snap["candidates"]) == before + 2
+    for email in ("ada@analytical.example", "linus@kernel.example"):
+        [candidate] = candidates(snap, email)
+        es = EnrollmentSync.objects.get(enrollment__contact__email=email)
+        assert es.candidate_id == candidate["id"] and es.created_candidate
+    # Already in CATS: no second record, and the dedup warning.
+    assert len(candidates(snap, "grace.hopper@navy.example")) == 1
+    es = EnrollmentSync.objects.get(enrollment__contact__email="grace.hopper@navy.example")
+    assert es.exists_in_cats is True and es.created_candidate is False
+    assert es.candidate_id == site.candidates[0]
+
+
+# --- big files: imported by a worker ----------------------------------------------------------
+def job_url(job) -> str:
+    return reverse("admin:interseller_importjob_change", args=[job.pk])
+
+
+@pytest.fixture
+def background(settings):
+    settings.IMPORT_BACKGROUND_ROWS = 2
+
+
+def test_a_big_file_is_queued_on_confirm_and_imported_by_the_worker_once(
+    team_a, login, sequence_a, background, monkeypatch, django_capture_on_commit_callbacks
+):
+    data = fixture_bytes("linkedin_recruiter.csv")
+    client = login(team_a.member)
+    dry = upload(client, data, team=team_a.team, sequence=sequence_a)
+    assert dry.context["in_background"]
+    assert 'id="import-in-background"' in dry.content.decode()
+    with django_capture_on_commit_callbacks() as callbacks:
+        done = confirm(client, dry)
+    job = ImportJob.objects.get()
+    assert done.status_code == 302 and done.url == job_url(job)
+    assert Contact.objects.count() == 0  # nothing imported inside the request
+    assert (job.state, job.total_rows, job.team, job.owner, job.sequence) == (
+        ImportJob.State.QUEUED,
+        3,
+        team_a.team,
+        team_a.member,
+        sequence_a,
+    )
+    assert bytes(job.data) == data and job.created_by == team_a.member.user
+    # Enqueued once the job row is committed.
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: queued.append(a))
+    for callback in callbacks:
+        callback()
+    assert queued == [("interseller.tasks.import_job_run", job.pk)]
+
+    page = client.get(job_url(job))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert imports.MSG_JOB_QUEUED.format(rows=3) in message_texts(page)
+    assert '<meta http-equiv="refresh" content="3">' in html
+    assert "Waiting for a worker" in html
+
+    assert tasks.import_job_run(job.pk) == "done"
+    job.refresh_from_db()
+    assert (job.state, job.processed_rows, job.created, job.updated, job.unchanged) == (
+        ImportJob.State.DONE,
+        3,
+        3,
+        0,
+        0,
+    )
+    assert (job.added_to_sequence, job.already_in_sequence) == (3, 0)
+    assert bytes(job.data) == b"" and job.started_at and job.finished_at
+    assert team_emails(team_a.team) == {
+        "ada@analytical.example",
+        "grace.hopper@navy.example",
+        "linus@kernel.example",
+    }
+    assert set(Contact.objects.values_list("owner", flat=True)) == {team_a.member.pk}
+    assert Enrollment.objects.filter(sequence=sequence_a, added_by=team_a.member).count() == 3
+
+    html = client.get(job_url(job)).content.decode()
+    # The same words the import in the request ends with.
+    assert (
+        "Import finished: 3 new, 0 updated and 0 unchanged contacts. 3 added to the sequence "
+        "“Backend engineers” (0 already in it)."
+    ) in html
+    assert 'http-equiv="refresh"' not in html
+
+    # A second delivery of the task does nothing.
+    assert tasks.import_job_run(job.pk) == "nothing to do"
+    assert Contact.objects.count() == 3 and Enrollment.objects.count() == 3
+    job.refresh_from_db()
+    assert job.created == 3
+
+
+def test_a_small_file_is_still_imported_in_the_request(team_a, login, background):
+    _, done = import_file(login(team_a.owner), fixture_bytes("google_sheets.tsv"), team=team_a.team)
+    assert done.url == CHANGELIST_URL
+    assert not ImportJob.objects.exists()
+    assert team_emails(team_a.team) == {"katherine@nasa.example", "dorothy@nasa.example"}
+
+
+def queue_job(client, team, data: bytes = b"", **kwargs) -> ImportJob:
+    done = confirm(
+        client, upload(client, data or fixture_bytes("linkedin_recruiter.csv"), team=team, **kwargs)
+    )
+    job = ImportJob.objects.get()
+    assert done.url == job_url(job)
+    return job
+
+
+def test_a_file_that_became_invalid_fails_the_job_and_imports_nothing(team_a, login, background):
+    client = login(team_a.member)
+    job = queue_job(client, team_a.team, teammate_file("grace@x.example"))
+    # Meanwhile a teammate adds the same person: the worker checks the file again.
+    ContactFactory(team=team_a.team, owner=team_a.member2, email="grace@x.example")
+    assert tasks.import_job_run(job.pk) == "failed"
+    job.refresh_from_db()
+    assert job.error == (
+        "Nothing was imported: row 7: grace@x.example belongs to a contact of another "
+        "teammate; ask them or a manager to update it"
+    )
+    assert job.processed_rows == 0 and bytes(job.data) == b""
+    assert list(Contact.objects.values_list("email", flat=True)) == ["grace@x.example"]
+    html = client.get(job_url(job)).content.decode()
+    assert "belongs to a contact of another teammate" in html
+    assert 'http-equiv="refresh"' not in html
+
+
+def test_an_error_during_the_background_import_rolls_all_of_it_back(
+    team_a, login, background, monkeypatch
+):
+    existing = ContactFactory(
+        team=team_a.team, owner=team_a.owner, email="ada@analytical.example", company="Old"
+    )
+    job = queue_job(login(team_a.owner), team_a.team)
+    real = imports.contact_upsert
+    calls = []
+
+    def failing_on_second_row(**kwargs):
+        calls.append(kwargs["email"])
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(**kwargs)
+
+    monkeypatch.setattr(imports, "contact_upsert", failing_on_second_row)
+    assert tasks.import_job_run(job.pk) == "failed"
+    job.refresh_from_db()
+    assert job.state == ImportJob.State.FAILED
+    assert job.error.startswith("Nothing was imported: row 3 could not be saved (RuntimeError)")
+    existing.refresh_from_db()
+    assert existing.company == "Old"
+    assert team_emails(team_a.team) == {"ada@analytical.example"}
+
+
+def test_a_job_left_running_by_a_dead_worker_is_run_again(team_a, login, background):
+    from django.utils import timezone
+
+    job = queue_job(login(team_a.owner), team_a.team)
+    recent = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.RUNNING, started_at=recent)
+    assert tasks.import_job_run(job.pk) == "nothing to do"  # still running somewhere
+    long_ago = recent - timezone.timedelta(seconds=imports.import_job_lease() + 1)
+    ImportJob.objects.filter(pk=job.pk).update(started_at=long_ago)
+    assert tasks.import_job_run(job.pk) == "done"
+    assert Contact.objects.count() == 3
+
+
+def test_progress_while_running_comes_from_the_cache(team_a, login, background):
+    from django.core.cache import cache
+
+    client = login(team_a.owner)
+    job = queue_job(client, team_a.team)
+    ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.RUNNING)
+    cache.set(imports._progress_key(job.pk), 2)
+    html = client.get(job_url(job)).content.decode()
+    assert "Importing: 2 of 3 rows written" in html
+    assert '<progress value="2" max="3"' in html
+    cache.delete(imports._progress_key(job.pk))
+
+
+def test_import_jobs_are_scoped_like_contacts(team_a, team_b, login, client, background):
+    job = queue_job(login(team_a.member), team_a.team)
+    assert client.get(job_url(job)).status_code == 200
+    listing = client.get(reverse("admin:interseller_importjob_changelist") + "?q=linkedin")
+    assert listing.status_code == 200 and "linkedin_recruiter.csv" not in listing.content.decode()
+    listing = client.get(reverse("admin:interseller_importjob_changelist") + "?q=contacts")
+    assert "contacts.csv" in listing.content.decode()
+    for who, status in [
+        (team_a.owner, 200),
+        (team_a.manager, 200),
+        (team_a.member2, 404),  # members see their own imports only
+        (team_b.owner, 404),
+    ]:
+        assert login(who).get(job_url(job)).status_code == status, who
+    changelist = login(team_b.owner).get(reverse("admin:interseller_importjob_changelist"))
+    assert changelist.status_code == 200
+    assert list(changelist.context["cl"].result_list) == []
+    # Read-only: no add, change or delete for anyone but a superuser.
+    assert login(team_a.owner).post(job_url(job), {"state": "done"}).status_code == 403
+    assert client.get(reverse("admin:interseller_importjob_add")).status_code == 403
