@@ -398,3 +398,14 @@ def test_each_api_token_is_different(team_a):
     _, one = services.api_token_create(team=team_a.team, name="a")
     _, two = services.api_token_create(team=team_a.team, name="b")
     assert one != two
+
+
+def test_archived_sequence_takes_no_new_contacts(team_a):
+    from interseller.services import MSG_SEQUENCE_ARCHIVED
+
+    sequence = SequenceFactory(team=team_a.team, owner=team_a.member, archived=True, title="Old")
+    contact = ContactFactory(team=team_a.team, owner=team_a.member)
+    with pytest.raises(ValidationError) as exc:
+        services.contact_add_to_sequence(contact=contact, sequence=sequence)
+    assert MSG_SEQUENCE_ARCHIVED.format(sequence="Old") in str(exc.value)
+    assert not Enrollment.objects.filter(sequence=sequence).exists()
