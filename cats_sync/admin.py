@@ -206,7 +206,14 @@ class CatsAccountAdmin(TeamScopedAdmin):
     list_select_related = ["membership__user", "membership__team"]
     search_fields = ["subdomain", "membership__user__email", "membership__user__last_name"]
     inlines = [FieldMappingInline]
-    actions = ["refresh_from_cats", "disconnect", "resync_to_cats", "clone_settings"]
+    actions = [
+        "check_settings",
+        "refresh_from_cats",
+        "disconnect",
+        "resync_to_cats",
+        "clone_settings",
+    ]
+    change_form_template = "admin/cats_sync/catsaccount/change_form.html"
 
     def get_queryset(self, request):
         tasks = SyncTask.State
@@ -315,6 +322,56 @@ class CatsAccountAdmin(TeamScopedAdmin):
         obj.save()
         if getattr(form, "connected_now", False):
             self.message_user(request, f"Connected to CATS site {obj.site}.", messages.SUCCESS)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        account = form.instance
+        if account.is_connected:
+            # The same check as the button: it warns, it never blocks the save.
+            for finding in self._findings(request, account):
+                if not finding.ok:
+                    self.message_user(request, f"{finding.message} {finding.fix}", messages.WARNING)
+
+    def _findings(self, request, account) -> list[services.Finding]:
+        try:
+            return services.cats_settings_check(account=account)
+        except (CatsError, crypto.KeyDecryptionError) as exc:
+            return [services.Finding(False, f"CATS could not be checked: {exc}", "Try again.")]
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "<path:object_id>/check/",
+                self.admin_site.admin_view(self.check_view),
+                name="cats_sync_catsaccount_check",
+            ),
+            *super().get_urls(),
+        ]
+
+    def check_view(self, request, object_id):
+        account = self.get_object(request, object_id)  # 404 outside the user's scope
+        if not self.has_view_permission(request, account):
+            raise PermissionDenied
+        return self._render_check(request, [(account, self._findings(request, account))])
+
+    def _render_check(self, request, results):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Check CATS settings",
+            "opts": self.model._meta,
+            "results": [
+                {"account": a, "findings": f, "problems": sum(not x.ok for x in f)}
+                for a, f in results
+            ],
+        }
+        return TemplateResponse(request, "admin/cats_sync/settings_check.html", context)
+
+    @admin.action(description="Check CATS settings")
+    def check_settings(self, request, queryset):
+        accounts = queryset.select_related("site", "membership__user", "membership__team")
+        return self._render_check(request, [(a, self._findings(request, a)) for a in accounts])
 
     def has_delete_permission(self, request, obj=None):
         # Deleting drops queued work and mappings; "Disconnect CATS" keeps them.
@@ -678,13 +735,14 @@ class ResyncRunAdmin(TeamScopedAdmin):
 
     def get_queryset(self, request):
         state = SyncTask.State
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                _done=Count("tasks", filter=Q(tasks__state=state.DONE)),
-                _failed=Count("tasks", filter=Q(tasks__state=state.FAILED)),
-            )
+        qs = super().get_queryset(request)
+        scope = scope_for(request)
+        if not scope.is_superuser:
+            # A run has no owning member: members see the runs they started.
+            qs = qs.filter(Q(team__in=scope.managed_team_ids) | Q(started_by=request.user))
+        return qs.annotate(
+            _done=Count("tasks", filter=Q(tasks__state=state.DONE)),
+            _failed=Count("tasks", filter=Q(tasks__state=state.FAILED)),
         )
 
     @admin.display(description="progress")

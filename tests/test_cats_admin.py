@@ -8,6 +8,7 @@ import io
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -777,3 +778,55 @@ def test_changelist_query_count_does_not_grow_with_rows(team_a, site, login, pat
     grow(5)
     assert count() == before
     assert Contact.objects.count() >= 6
+
+
+# --- settings check ----------------------------------------------------------------------------
+
+
+def test_check_settings_button_reports_problems_with_fixes(team_a, site, sandbox, login):
+    account = connected(team_a.member, site, default_job_id=site.jobs["Office Manager"])
+    client = login(team_a.member)
+    change = client.get(url("catsaccount", "change", account.pk)).content.decode()
+    check_url = reverse("admin:cats_sync_catsaccount_check", args=[account.pk])
+    assert check_url in change
+    body = client.get(check_url).content.decode()
+    assert "The API key works" in body
+    assert "“Office Manager” is Closed in CATS" in body
+    assert "Reopen it in CATS or choose an open job order." in body
+
+
+def test_check_settings_action_and_scoping(team_a, team_b, site, sandbox, login):
+    account = connected(team_a.member, site, default_job_id=site.jobs["Senior Backend Engineer"])
+    client = login(team_a.owner)
+    body = act(client, url("catsaccount"), "check_settings", [account.pk]).content.decode()
+    assert "Everything checked is ready." in body
+    outsider = login(team_b.owner)
+    check_url = reverse("admin:cats_sync_catsaccount_check", args=[account.pk])
+    assert outsider.get(check_url).status_code == 404
+
+
+def test_saving_settings_warns_about_problems_without_blocking(team_a, site, sandbox, login):
+    account = connected(team_a.member, site)
+    cats.jobs_refresh(account=account)
+    client = login(team_a.member)
+    response = change_post(client, account, default_job_id=str(site.jobs["Office Manager"]))
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert account.default_job_id == site.jobs["Office Manager"]
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert any("is Closed in CATS" in m for m in shown)
+
+
+def test_members_see_only_resync_runs_they_started(team_a, site, sandbox, login):
+    from cats_sync.models import ResyncRun
+
+    mine = ResyncRun.objects.create(
+        team=team_a.team, description="mine", started_by=team_a.member.user
+    )
+    theirs = ResyncRun.objects.create(
+        team=team_a.team, description="theirs", started_by=team_a.owner.user
+    )
+    client = login(team_a.member)
+    assert client.get(url("resyncrun", "change", mine.pk)).status_code == 200
+    assert client.get(url("resyncrun", "change", theirs.pk)).status_code == 404
+    assert login(team_a.owner).get(url("resyncrun", "change", mine.pk)).status_code == 200
