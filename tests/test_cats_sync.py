@@ -521,15 +521,18 @@ def test_rejected_contact_waits_for_a_person_then_retry_works(team_a, site, seq,
 
 
 def test_task_enqueued_on_commit_and_sweeper_recovers_lost_and_dead_work(team_a, site, seq):
-    from django_q.models import OrmQ
+    from django_q.brokers import get_broker
 
+    broker = get_broker()  # the ORM broker, or Redis when REDIS_URL is set
+    broker.purge_queue()
     connect(team_a.member, site)
     add(seq, "swept@example.com")
     task = SyncTask.objects.get()
-    # The queue message is lost (never enqueued here: test transaction never commits)...
-    assert OrmQ.objects.count() == 0
+    # The queue message is lost (here: the test transaction never commits, so on_commit
+    # never enqueued it)...
+    assert broker.queue_size() == 0
     assert sweep() == 1
-    assert OrmQ.objects.count() == 1
+    assert broker.queue_size() == 1
     # ...and a worker that died mid-task leaves a RUNNING row that the sweeper takes back.
     SyncTask.objects.filter(pk=task.pk).update(
         state="running", claimed_at=timezone.now() - cats.RUNNING_LEASE * 2
@@ -537,6 +540,19 @@ def test_task_enqueued_on_commit_and_sweeper_recovers_lost_and_dead_work(team_a,
     sweep()
     task.refresh_from_db()
     assert task.state == SyncTask.State.PENDING
+    broker.purge_queue()
+
+
+def test_enqueue_on_commit_reaches_the_queue(team_a, site, seq, django_capture_on_commit_callbacks):
+    from django_q.brokers import get_broker
+
+    broker = get_broker()
+    broker.purge_queue()
+    connect(team_a.member, site)
+    with django_capture_on_commit_callbacks(execute=True):
+        add(seq, "committed@example.com")
+    assert broker.queue_size() == 1
+    broker.purge_queue()
 
 
 def test_running_a_task_twice_is_harmless(team_a, site, seq, cats_sandbox):
