@@ -31,6 +31,12 @@ def build_team(name: str) -> TeamGraph:
     )
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Production hashing costs ~0.5 s a password on this machine; tests make hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def team_a(db) -> TeamGraph:
     return build_team("Acme Recruiting")
