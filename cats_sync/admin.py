@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from interseller import admin as core_admin
-from interseller.admin_base import TeamScopedAdmin, scoped_queryset
+from interseller.admin_base import ReadOnlyAdmin, TeamScopedAdmin, scoped_queryset
 from interseller.forms import MSG_ONE_TEAM
 from interseller.imports import ContactExportResource
 from interseller.models import Contact, Enrollment, Membership, Sequence, Team
@@ -723,7 +723,7 @@ class CatsEnrollmentAdmin(core_admin.EnrollmentAdmin):
 
 
 @admin.register(ResyncRun)
-class ResyncRunAdmin(TeamScopedAdmin):
+class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
     ordering = ["-created_at"]
     list_display = ["description", "state", "total", "progress", "created_at"]
     list_filter = ["state"]
@@ -749,15 +749,6 @@ class ResyncRunAdmin(TeamScopedAdmin):
     def progress(self, obj):
         return f"{obj._done} done, {obj._failed} failed of {obj.total}"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
         progress = services.resync_progress(run=run)
@@ -781,7 +772,7 @@ class ResyncRunAdmin(TeamScopedAdmin):
 
 
 @admin.register(SyncTask)
-class SyncTaskAdmin(TeamScopedAdmin):
+class SyncTaskAdmin(ReadOnlyAdmin, core_admin.EnrollmentColumns, TeamScopedAdmin):
     scope_team_path = "enrollment__sequence__team"
     scope_owner_paths = ("enrollment__sequence__owner",)
     ordering = ["-created_at"]
@@ -818,23 +809,6 @@ class SyncTaskAdmin(TeamScopedAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="contact", ordering="enrollment__contact__email")
-    def contact_email(self, obj):
-        return obj.enrollment.contact.email
-
-    @admin.display(description="sequence", ordering="enrollment__sequence__title")
-    def sequence_title(self, obj):
-        return obj.enrollment.sequence.title
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.action(description="Retry")
     def retry(self, request, queryset):
         enrollment_ids = set(
@@ -847,18 +821,14 @@ class SyncTaskAdmin(TeamScopedAdmin):
 # --- CATS metadata: superusers only ------------------------------------------------------------
 
 
-class SuperuserReadOnlyAdmin(admin.ModelAdmin):
+class SuperuserReadOnlyAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """CATS metadata we cache: for support staff to look at, never to edit."""
+
     def has_module_permission(self, request):
         return request.user.is_superuser
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from . import imports, services
-from .admin_base import TeamScopedAdmin, scoped_queryset
+from .admin_base import ReadOnlyAdmin, TeamScopedAdmin, scoped_queryset
 from .forms import (
     MSG_ONE_TEAM,
     ContactForm,
@@ -37,6 +37,30 @@ admin.site.index_title = "Outreach and CATS sync"
 def count_of(model) -> Subquery:
     rows = model.objects.filter(team=OuterRef("pk")).order_by().values("team")
     return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
+
+
+class OwnedByMeByDefault:
+    """A new sequence or contact starts out in the user's team, owned by them."""
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        own = scoped_queryset(request, Membership).filter(user=request.user)
+        if own.count() == 1:
+            initial.setdefault("team", own[0].team_id)
+            initial.setdefault("owner", own[0].pk)
+        return initial
+
+
+class EnrollmentColumns:
+    """Columns of rows that hang off an enrollment."""
+
+    @admin.display(description="contact", ordering="enrollment__contact__email")
+    def contact_email(self, obj):
+        return obj.enrollment.contact.email
+
+    @admin.display(description="sequence", ordering="enrollment__sequence__title")
+    def sequence_title(self, obj):
+        return obj.enrollment.sequence.title
 
 
 class ScopedTeamFilter(admin.SimpleListFilter):
@@ -255,7 +279,7 @@ class SequenceEnrollmentInline(EnrollmentInline):
 
 
 @admin.register(Sequence)
-class SequenceAdmin(TeamScopedAdmin):
+class SequenceAdmin(OwnedByMeByDefault, TeamScopedAdmin):
     # Meta.ordering is dropped by the GROUP BY of the count annotations.
     ordering = ["-created_at"]
     scope_owner_paths = ("owner",)
@@ -293,14 +317,6 @@ class SequenceAdmin(TeamScopedAdmin):
     def reply_count(self, obj):
         return obj._replies
 
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        own = scoped_queryset(request, Membership).filter(user=request.user)
-        if own.count() == 1:
-            initial.setdefault("team", own[0].team_id)
-            initial.setdefault("owner", own[0].pk)
-        return initial
-
 
 class HasSequenceFilter(admin.SimpleListFilter):
     title = "in a sequence"
@@ -318,7 +334,7 @@ class HasSequenceFilter(admin.SimpleListFilter):
 
 
 @admin.register(Contact)
-class ContactAdmin(ContactImportExportMixin, TeamScopedAdmin):
+class ContactAdmin(ContactImportExportMixin, OwnedByMeByDefault, TeamScopedAdmin):
     # Meta.ordering is dropped by the GROUP BY of the count annotations.
     ordering = ["-created_at"]
     form = ContactForm
@@ -355,14 +371,6 @@ class ContactAdmin(ContactImportExportMixin, TeamScopedAdmin):
     @admin.display(description="sequences", ordering="_sequences")
     def sequence_count(self, obj):
         return obj._sequences
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        own = scoped_queryset(request, Membership).filter(user=request.user)
-        if own.count() == 1:
-            initial.setdefault("team", own[0].team_id)
-            initial.setdefault("owner", own[0].pk)
-        return initial
 
     def _sequence_action(self, request, queryset, *, remove: bool):
         team_ids = set(queryset.values_list("team_id", flat=True))
@@ -491,7 +499,7 @@ class EnrollmentAdmin(TeamScopedAdmin):
 
 
 @admin.register(EmailEvent)
-class EmailEventAdmin(TeamScopedAdmin):
+class EmailEventAdmin(ReadOnlyAdmin, EnrollmentColumns, TeamScopedAdmin):
     """Events are the outreach engine's record: they arrive through the API, never by hand."""
 
     scope_owner_paths = ("enrollment__sequence__owner", "enrollment__contact__owner")
@@ -513,23 +521,6 @@ class EmailEventAdmin(TeamScopedAdmin):
     ]
     date_hierarchy = "occurred_at"
     show_full_result_count = False
-
-    @admin.display(description="contact", ordering="enrollment__contact__email")
-    def contact_email(self, obj):
-        return obj.enrollment.contact.email
-
-    @admin.display(description="sequence", ordering="enrollment__sequence__title")
-    def sequence_title(self, obj):
-        return obj.enrollment.sequence.title
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
 
 
 @admin.register(ApiToken)
@@ -585,7 +576,7 @@ class ApiTokenAdmin(TeamScopedAdmin):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(TeamScopedAdmin):
+class ImportJobAdmin(ReadOnlyAdmin, TeamScopedAdmin):
     """Contact imports run by a worker: read-only, with live progress on the object page."""
 
     scope_owner_paths = ("owner",)
@@ -616,15 +607,6 @@ class ImportJobAdmin(TeamScopedAdmin):
     @admin.display(description="progress")
     def progress(self, obj):
         return f"{imports.import_job_progress(obj)} of {obj.total_rows} rows"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, object_id)

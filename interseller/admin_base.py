@@ -191,3 +191,17 @@ class TeamScopedAdmin(admin.ModelAdmin):
         if model is Sequence:
             qs = qs.filter(archived=False)
         return qs
+
+
+class ReadOnlyAdmin:
+    """Records the system writes (events, runs, jobs, queue rows): people look, never edit;
+    superusers may delete."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
