@@ -32,7 +32,7 @@ PEOPLE = [
 ]
 GROUP_NAME = "Engineering hiring"
 SEQUENCES = [
-    ("Senior backend engineers – Berlin", "manager@demo.example"),
+    ("Senior backend engineers – Berlin", "owner@demo.example"),
     ("Product designers – remote", "priya@demo.example"),
     ("Data engineers – London", "tom@demo.example"),
 ]
