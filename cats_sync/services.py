@@ -23,7 +23,14 @@ from django.utils import timezone
 from interseller.models import Contact, EmailEvent, Enrollment, Membership, Sequence
 
 from . import crypto
-from .budget import BudgetExhausted, budget_block, budget_observe, budget_take
+from .budget import (
+    BULK_RESERVE_FRACTION,
+    BudgetExhausted,
+    budget_block,
+    budget_observe,
+    budget_take,
+    budget_view,
+)
 from .client import (
     CatsAuthError,
     CatsClient,
@@ -567,13 +574,7 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
     skipped = run.skipped + total(lambda s, o: s == SyncTask.State.DONE and o == "skipped")
     eta = None
     if waiting:
-        from .budget import budget_view
-
-        sites = CatsSite.objects.filter(accounts__tasks__run=run).distinct()
-        per_hour = min((budget_view(s).per_hour for s in sites), default=500)
-        # About two requests a contact (create + pipeline), less for the batched lookups.
-        seconds = waiting * 2.1 / max(per_hour * (1 - 0.2), 1) * 3600
-        eta = timezone.now() + timedelta(seconds=seconds)
+        eta = timezone.now() + timedelta(seconds=_seconds_left(run, waiting, done))
     if not waiting and run.state == ResyncRun.State.RUNNING:
         ResyncRun.objects.filter(pk=run.pk, state=ResyncRun.State.RUNNING).update(
             state=ResyncRun.State.DONE, finished_at=timezone.now()
@@ -588,6 +589,25 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
         waiting=waiting,
         eta=eta,
     )
+
+
+REQUESTS_PER_CONTACT = 2.1  # create + pipeline, plus a share of a batched lookup
+
+
+def _seconds_left(run: ResyncRun, waiting: int, done: int) -> float:
+    """The later of: the pace so far, and when the CATS budget lets the rest through."""
+    now = timezone.now()
+    elapsed = max((now - run.created_at).total_seconds(), 1.0)
+    pace = waiting * elapsed / done if done else waiting * 0.5
+    budget_wait = 0.0
+    for site in CatsSite.objects.filter(accounts__tasks__run=run).distinct():
+        view = budget_view(site)
+        usable_now = max(view.remaining - int(view.limit * BULK_RESERVE_FRACTION), 0)
+        needed = waiting * REQUESTS_PER_CONTACT - usable_now
+        if needed > 0:
+            per_second = view.per_hour * (1 - BULK_RESERVE_FRACTION) / 3600
+            budget_wait = max(budget_wait, needed / max(per_second, 1e-6))
+    return max(pace, budget_wait)
 
 
 # --- retry and clone --------------------------------------------------------------------------

@@ -688,3 +688,27 @@ def test_rotate_keys_command_reencrypts_under_the_new_key(team_a, site, settings
     settings.CATS_ENCRYPTION_KEYS = [new]
     account.refresh_from_db()
     assert crypto.decrypt(account.api_key_encrypted) == site.api_key
+
+
+def test_resync_estimate_follows_the_request_budget(team_a, site, seq):
+    from datetime import timedelta
+
+    from cats_sync.models import CatsRequest
+
+    for i in range(40):
+        add(seq, f"eta{i}@example.com")
+    account = connect(team_a.member, site)
+    run = cats.resync_start(
+        enrollments=Enrollment.objects.filter(sequence=seq),
+        started_by=None,
+        team=team_a.team,
+        description="eta",
+    )
+    soon = cats.resync_progress(run=run).eta
+    assert soon - timezone.now() < timedelta(minutes=2)
+    # The window is nearly spent: the rest has to wait for CATS' rolling hour.
+    CatsRequest.objects.bulk_create(
+        [CatsRequest(site=account.site, at=timezone.now())] * (account.site.rate_limit - 10)
+    )
+    later = cats.resync_progress(run=run).eta
+    assert later - timezone.now() > timedelta(minutes=5)
