@@ -424,10 +424,13 @@ def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bo
     if es is None:
         es = enrollment_sync_capture(enrollment=enrollment)
     account = es.account
-    if account is None or account.status == CatsAccount.Status.DISCONNECTED:
+    if account is None:
         return
     if es.synced_at:
+        # Queued even while disconnected (paused): reconnecting must not lose the activity.
         _task_create(kind=SyncTask.Kind.EVENT, enrollment=enrollment, account=account, event=event)
+        return
+    if account.status == CatsAccount.Status.DISCONNECTED:
         return
     if first_reply and es.sync_enabled and account.sync_mode == CatsAccount.SyncMode.ON_REPLY:
         _task_create(kind=SyncTask.Kind.SYNC, enrollment=enrollment, account=account)

@@ -447,3 +447,16 @@ def test_settings_check_says_when_key_is_refused(team_a, site, cats_sandbox):
     cats_sandbox.rotate_key(site.id)
     [finding] = cats.cats_settings_check(account=account)
     assert not finding.ok and "rejected the API key" in finding.message
+
+
+def test_events_while_disconnected_reach_cats_after_reconnecting(team_a, site, seq, cats_sandbox):
+    account = connect(team_a.member, site)
+    contact = add(seq, "away@example.com")
+    drain()
+    cats.cats_disconnect(account=account)
+    event(contact, seq, "away-1", "message_sent")
+    drain()
+    assert cats_sandbox.snapshot(site.id)["activities"] == []
+    connect(team_a.member, site)
+    drain()
+    assert len(activities(cats_sandbox.snapshot(site.id), es_of(contact, seq).candidate_id)) == 1
