@@ -618,11 +618,27 @@ def _seconds_left(run: ResyncRun, waiting: int, done: int) -> float:
 
 @transaction.atomic
 def sync_retry(*, enrollment_ids: Iterable[int]) -> int:
-    """Put failed work of these enrollments back in the queue (after a person fixed it)."""
-    tasks = SyncTask.objects.filter(
+    """Put failed work of these enrollments back in the queue (after a person fixed it).
+
+    A failed task whose work is already queued again (a resync since) is closed instead.
+    """
+    open_states = [SyncTask.State.PENDING, SyncTask.State.RUNNING, SyncTask.State.PAUSED]
+    ids: list[int] = []
+    for task in SyncTask.objects.filter(
         enrollment_id__in=list(enrollment_ids), state=SyncTask.State.FAILED
-    )
-    ids = list(tasks.values_list("id", flat=True))
+    ):
+        superseded = (
+            task.event_id is None
+            and SyncTask.objects.filter(
+                kind=task.kind, enrollment_id=task.enrollment_id, event=None, state__in=open_states
+            ).exists()
+        )
+        if superseded:
+            SyncTask.objects.filter(pk=task.pk).update(
+                state=SyncTask.State.DONE, outcome="superseded"
+            )
+            continue
+        ids.append(task.pk)
     SyncTask.objects.filter(pk__in=ids).update(
         state=SyncTask.State.PENDING, attempts=0, not_before=timezone.now(), last_error=""
     )

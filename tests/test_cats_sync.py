@@ -712,3 +712,22 @@ def test_resync_estimate_follows_the_request_budget(team_a, site, seq):
     )
     later = cats.resync_progress(run=run).eta
     assert later - timezone.now() > timedelta(minutes=5)
+
+
+def test_retry_after_a_resync_requeued_the_work_does_not_double_it(team_a, site, seq, cats_sandbox):
+    job = site.jobs["Product Designer"]
+    connect(team_a.member, site, default_job_id=job)
+    cats_sandbox.delete_job(site.id, job)
+    contact = add(seq, "double@example.com")
+    drain()
+    es = es_of(contact, seq)
+    assert SyncTask.objects.get().state == SyncTask.State.FAILED
+    cats.resync_start(
+        enrollments=Enrollment.objects.filter(pk=es.enrollment_id),
+        started_by=None,
+        team=team_a.team,
+        description="again",
+    )
+    assert cats.sync_retry(enrollment_ids=[es.enrollment_id]) == 0
+    states = sorted(SyncTask.objects.values_list("state", "outcome"))
+    assert states == [("done", "superseded"), ("pending", "")]
