@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-import uuid
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -81,6 +81,8 @@ ERR_FIELD_REJECTED = "CATS refused the value of custom field '{name}': {message}
 SOURCE = "Interseller"
 CLAIM_LEASE = timedelta(minutes=5)  # longer than any one task may run (Q_TIMEOUT)
 RUNNING_LEASE = timedelta(minutes=10)
+# A batch starts no new task after this long: well inside Q_TIMEOUT (240 s by default).
+BATCH_SECONDS = 120
 MAX_UNAVAILABLE_ATTEMPTS = 10
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
@@ -729,18 +731,31 @@ class _Retry(Exception):
         self.code = code
 
 
-def _claim(task_ids: list[int]) -> list[SyncTask]:
-    """Atomically take due pending tasks; what another worker took is skipped."""
+def _claim(task: SyncTask) -> bool:
+    """Atomically take a due pending task; False if another worker (or run) has it."""
     now = timezone.now()
-    claimed = []
-    for tid in task_ids:
-        n = SyncTask.objects.filter(
-            pk=tid, state=SyncTask.State.PENDING, not_before__lte=now
-        ).update(state=SyncTask.State.RUNNING, claimed_at=now, attempts=F("attempts") + 1)
-        if n:
-            claimed.append(tid)
-    return list(
-        SyncTask.objects.filter(pk__in=claimed).select_related(
+    taken = SyncTask.objects.filter(
+        pk=task.pk, state=SyncTask.State.PENDING, not_before__lte=now
+    ).update(state=SyncTask.State.RUNNING, claimed_at=now, attempts=F("attempts") + 1)
+    if taken:
+        task.attempts += 1
+    return bool(taken)
+
+
+def tasks_execute(*, task_ids: list[int]) -> dict[str, int]:
+    """Run these tasks (those still due). Safe to call twice with the same ids.
+
+    Each task is claimed just before it runs, and no new one starts after BATCH_SECONDS, so a
+    slow CATS never pushes a batch past the queue's timeout: what is left stays pending for the
+    sweeper.
+    """
+    deadline = time.monotonic() + BATCH_SECONDS
+    tasks = list(
+        SyncTask.objects.filter(
+            pk__in=task_ids, state=SyncTask.State.PENDING, not_before__lte=timezone.now()
+        )
+        .order_by("priority", "not_before", "id")
+        .select_related(
             "account__site",
             "account__membership",
             "enrollment__contact",
@@ -748,16 +763,14 @@ def _claim(task_ids: list[int]) -> list[SyncTask]:
             "event",
         )
     )
-
-
-def tasks_execute(*, task_ids: list[int], worker: str | None = None) -> dict[str, int]:
-    """Run these tasks (those still due). Safe to call twice with the same ids."""
-    worker = worker or uuid.uuid4().hex
-    tasks = _claim(task_ids)
     outcomes: dict[str, int] = {}
     prefetched = _prefetch_lookups(tasks)
     for task in tasks:
-        outcome = _execute_one(task, worker=worker, prefetched=prefetched)
+        if time.monotonic() > deadline:
+            break
+        if not _claim(task):
+            continue
+        outcome = _execute_one(task, prefetched=prefetched)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
 
@@ -790,7 +803,7 @@ def _prefetch_lookups(tasks: list[SyncTask]) -> dict[int, dict[str, list[dict]]]
     return result
 
 
-def _execute_one(task: SyncTask, *, worker: str, prefetched) -> str:
+def _execute_one(task: SyncTask, *, prefetched) -> str:
     es = EnrollmentSync.objects.filter(enrollment_id=task.enrollment_id).first()
     if es is None:
         es = enrollment_sync_capture(enrollment=task.enrollment)
@@ -802,7 +815,7 @@ def _execute_one(task: SyncTask, *, worker: str, prefetched) -> str:
         bulk = task.priority == SyncTask.Priority.BULK
         client = _client(account, bulk=bulk)
         if task.kind == SyncTask.Kind.SYNC:
-            outcome = _sync_enrollment(task, es, account, client, worker, prefetched)
+            outcome = _sync_enrollment(task, es, account, client, prefetched)
         elif task.kind == SyncTask.Kind.DEDUP:
             outcome = _dedup_check(es, account, client, prefetched)
         else:
@@ -1013,7 +1026,7 @@ def _candidate_payload(contact: Contact) -> dict:
     }
 
 
-def _sync_enrollment(task, es: EnrollmentSync, account, client, worker, prefetched) -> str:
+def _sync_enrollment(task, es: EnrollmentSync, account, client, prefetched) -> str:
     enrollment = task.enrollment
     if es.synced_at:
         return "skipped"

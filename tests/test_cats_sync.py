@@ -731,3 +731,15 @@ def test_retry_after_a_resync_requeued_the_work_does_not_double_it(team_a, site,
     assert cats.sync_retry(enrollment_ids=[es.enrollment_id]) == 0
     states = sorted(SyncTask.objects.values_list("state", "outcome"))
     assert states == [("done", "superseded"), ("pending", "")]
+
+
+def test_batch_past_its_time_leaves_the_rest_pending_for_the_sweeper(
+    team_a, site, seq, monkeypatch
+):
+    connect(team_a.member, site)
+    for i in range(3):
+        add(seq, f"late{i}@example.com")
+    ids = list(SyncTask.objects.values_list("id", flat=True))
+    monkeypatch.setattr(cats, "BATCH_SECONDS", 0)
+    assert cats.tasks_execute(task_ids=ids) == {}
+    assert set(SyncTask.objects.values_list("state", "attempts")) == {("pending", 0)}
