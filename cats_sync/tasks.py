@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -14,6 +15,7 @@ from .models import SyncTask
 log = logging.getLogger(__name__)
 
 BATCH = 25  # one batched email lookup covers a batch
+DONE_RETENTION = timedelta(days=30)
 
 
 def enqueue_tasks(task_ids: list[int]) -> None:
@@ -46,6 +48,10 @@ def sweep(limit: int = 500) -> int:
     for ids in by_account.values():
         enqueue_tasks(ids)
     budget_prune()
+    # Finished live work is history nobody reads after a while; runs keep theirs for progress.
+    SyncTask.objects.filter(
+        state=SyncTask.State.DONE, run=None, updated_at__lt=now - DONE_RETENTION
+    ).delete()
     return len(due)
 
 

@@ -743,3 +743,18 @@ def test_batch_past_its_time_leaves_the_rest_pending_for_the_sweeper(
     monkeypatch.setattr(cats, "BATCH_SECONDS", 0)
     assert cats.tasks_execute(task_ids=ids) == {}
     assert set(SyncTask.objects.values_list("state", "attempts")) == {("pending", 0)}
+
+
+def test_sweeper_forgets_old_finished_live_work_but_not_failed_work(team_a, site, seq):
+    from datetime import timedelta
+
+    connect(team_a.member, site)
+    add(seq, "old-done@example.com")
+    add(seq, "old-failed@example.com")
+    done, failed = SyncTask.objects.order_by("id")
+    long_ago = timezone.now() - timedelta(days=31)
+    SyncTask.objects.filter(pk=done.pk).update(state="done")
+    SyncTask.objects.filter(pk=failed.pk).update(state="failed")
+    SyncTask.objects.update(updated_at=long_ago)
+    sweep()
+    assert list(SyncTask.objects.values_list("state", flat=True)) == ["failed"]
