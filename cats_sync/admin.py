@@ -20,8 +20,8 @@ from django.utils.html import format_html
 from interseller import admin as core_admin
 from interseller.admin_base import ReadOnlyAdmin, TeamScopedAdmin, scoped_queryset
 from interseller.forms import MSG_ONE_TEAM
-from interseller.imports import ContactExportResource
 from interseller.models import Contact, Enrollment, Membership, Sequence, Team
+from interseller.resources import ContactExportResource
 from interseller.scoping import scope_for
 
 from . import crypto, services

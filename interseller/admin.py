@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from . import imports, services
 from .admin_base import ReadOnlyAdmin, TeamScopedAdmin, scoped_queryset
+from .admin_import import ContactImportExportMixin
 from .forms import (
     MSG_ONE_TEAM,
     ContactForm,
@@ -16,7 +17,6 @@ from .forms import (
     SequenceChoiceForm,
     TeammateAddForm,
 )
-from .imports import ContactImportExportMixin
 from .models import (
     ApiToken,
     Contact,

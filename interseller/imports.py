@@ -1,24 +1,20 @@
-"""Spreadsheet import and export of contacts.
+"""Spreadsheet import of contacts: reading, header matching, the dry run, the real import and
+the background job for big files.
 
-Import: a file is read (CSV in any common delimiter and encoding, or XLSX values only), its
-headers matched forgivingly, and every row checked in a dry run that needs no per-row query.
-The real import then goes row by row through `contact_upsert` and `contact_add_to_sequence`, in
-one transaction, so integrations see exactly what they would for contacts added by hand.
-A file of more than IMPORT_BACKGROUND_ROWS rows is imported the same way by a django-q2 worker
-(an `ImportJob`), with its progress on the job's admin page.
-
-The admin mixin keeps django-import-export's pages (import → confirm → process) but replaces
-its row-by-row Resource import, which could express neither these rules nor the speed needed.
-Export uses a django-import-export Resource.
+A file is read (CSV in any common delimiter and encoding, or XLSX values only), its headers
+matched forgivingly, and every row checked in a dry run that needs no per-row query. The real
+import then goes row by row through `contact_upsert` and `contact_add_to_sequence`, in one
+transaction, so integrations see exactly what they would for contacts added by hand. A file of
+more than IMPORT_BACKGROUND_ROWS rows is imported the same way by a django-q2 worker (an
+`ImportJob`), with its progress on the job's admin page. The admin pages are in
+`admin_import.py`, the export in `resources.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import logging
-import os
 import re
 import warnings
 import zipfile
@@ -26,25 +22,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
-from django.contrib import messages
-from django.core import signing
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.decorators import method_decorator
-from django.views.decorators.http import require_POST
-from import_export import fields as ie_fields
-from import_export import resources
-from import_export.admin import ImportExportMixin
-from import_export.formats import base_formats
 
 from .models import Contact, Enrollment, ImportJob, Membership, Sequence, Team
 from .services import CONTACT_FIELDS, contact_add_to_sequence, contact_upsert, normalize_email
@@ -919,294 +904,3 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     finally:
         cache.delete(key)
     return job
-
-
-# --- Export -----------------------------------------------------------------------------------
-def escape_formula(value: Any) -> Any:
-    """Keep a spreadsheet program from running a cell as a formula (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-class ContactExportResource(resources.ModelResource):
-    """Contacts as a spreadsheet, one row each.
-
-    To add columns, append `(header, function(contact) -> value)` to `extra_columns` (e.g. the
-    CATS sync state) and, if they need related rows, extend `filter_export` with
-    select_related/prefetch_related. Every cell is formula-escaped.
-    """
-
-    extra_columns: ClassVar[list[tuple[str, Callable[[Contact], Any]]]] = []
-
-    email = ie_fields.Field(attribute="email", column_name="Email")
-    first_name = ie_fields.Field(attribute="first_name", column_name="First name")
-    last_name = ie_fields.Field(attribute="last_name", column_name="Last name")
-    company = ie_fields.Field(attribute="company", column_name="Company")
-    title = ie_fields.Field(attribute="title", column_name="Job title")
-    phone = ie_fields.Field(attribute="phone", column_name="Phone")
-    linkedin_url = ie_fields.Field(attribute="linkedin_url", column_name="LinkedIn URL")
-    location = ie_fields.Field(attribute="location", column_name="Location")
-    source = ie_fields.Field(attribute="source", column_name="Source")
-    owner = ie_fields.Field(column_name="Owner")
-    sequences = ie_fields.Field(column_name="Sequences")
-    created_at = ie_fields.Field(column_name="Created at")
-
-    class Meta:
-        model = Contact
-        fields = (
-            "email",
-            "first_name",
-            "last_name",
-            "company",
-            "title",
-            "phone",
-            "linkedin_url",
-            "location",
-            "source",
-            "owner",
-            "sequences",
-            "created_at",
-        )
-        export_order = fields
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        for i, (header, func) in enumerate(self.extra_columns):
-            self.fields[f"extra_{i}"] = ie_fields.Field(column_name=header, dehydrate_method=func)
-
-    def filter_export(self, queryset, **kwargs):
-        return queryset.select_related("owner__user").prefetch_related("enrollments__sequence")
-
-    def dehydrate_owner(self, contact: Contact) -> str:
-        return contact.owner.user.email
-
-    def dehydrate_sequences(self, contact: Contact) -> str:
-        return "; ".join(sorted(e.sequence.title for e in contact.enrollments.all()))
-
-    def dehydrate_created_at(self, contact: Contact) -> str:
-        return timezone.localtime(contact.created_at).strftime("%Y-%m-%d %H:%M")
-
-    def export_field(self, field, instance, **kwargs):
-        value = super().export_field(field, instance, **kwargs)
-        return escape_formula("" if value is None else value)
-
-
-# --- Admin ------------------------------------------------------------------------------------
-class SpreadsheetFormat(base_formats.Format):
-    """The one import 'format': which kind of file it is, is read from the file itself."""
-
-    def get_title(self):
-        return "CSV or Excel workbook (.xlsx)"
-
-    def can_import(self):
-        return True
-
-
-def _signed(user_pk: int, name: str) -> str:
-    return signing.Signer(salt="interseller.contact-import").sign(f"{user_pk}:{name}")
-
-
-def _signature_ok(user_pk: int, name: str, signature: str) -> bool:
-    try:
-        signer = signing.Signer(salt="interseller.contact-import")
-        return signer.unsign(signature) == f"{user_pk}:{name}"
-    except signing.BadSignature:
-        return False
-
-
-class ContactImportExportMixin(ImportExportMixin):
-    """Import (team, optional sequence, file → dry run → confirm) and export for contacts."""
-
-    resource_classes = [ContactExportResource]
-    import_template_name = "admin/interseller/contact/import.html"
-    # How many invalid rows and preview rows the confirm page lists.
-    import_errors_shown = 200
-    import_preview_rows = 50
-
-    def get_export_formats(self):
-        return [base_formats.CSV, base_formats.XLSX]
-
-    def get_import_formats(self):
-        return [SpreadsheetFormat]
-
-    def has_import_permission(self, request) -> bool:
-        return self.has_add_permission(request)
-
-    def has_export_permission(self, request) -> bool:
-        return self.has_view_permission(request)
-
-    def get_import_form_class(self, request):
-        from .forms_import import ContactImportForm
-
-        return ContactImportForm
-
-    def get_confirm_form_class(self, request):
-        from .forms_import import ContactConfirmImportForm
-
-        return ContactConfirmImportForm
-
-    def get_import_form_kwargs(self, request):
-        return {**super().get_import_form_kwargs(request), "request": request}
-
-    def get_confirm_form_kwargs(self, request, import_form=None):
-        return {**super().get_confirm_form_kwargs(request, import_form), "request": request}
-
-    def get_confirm_form_initial(self, request, import_form):
-        if import_form is None:
-            return {}
-        # The storage gives a full path; the confirm form keeps only the file name.
-        name = os.path.basename(import_form.cleaned_data["import_file"].tmp_storage_name)
-        sequence = import_form.cleaned_data.get("sequence")
-        return {
-            "import_file_name": name,
-            "original_file_name": import_form.cleaned_data["import_file"].name,
-            "format": "0",
-            "resource": "",
-            "team": import_form.cleaned_data["team"].pk,
-            "sequence": sequence.pk if sequence else "",
-            "signature": _signed(request.user.pk, name),
-        }
-
-    def _tmp_storage(self, name: str | None = None):
-        return self.get_tmp_storage_class()(
-            name=name, encoding=None, read_mode="rb", **self.get_tmp_storage_class_kwargs()
-        )
-
-    def _render_import(self, request, context):
-        context.update(self.admin_site.each_context(request))
-        context.setdefault("title", "Import contacts")
-        context["opts"] = self.model._meta
-        context["max_bytes"] = import_max_bytes()
-        context["max_rows"] = import_max_rows()
-        context["errors_shown"] = self.import_errors_shown
-        form = context.get("form")
-        if form is not None:
-            context["media"] = self.media + form.media
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, [self.import_template_name], context)
-
-    def _plan_context(self, plan: ImportPlan, sequence: Sequence | None) -> dict:
-        counts = plan.counts
-        to_add = (len(plan.rows) - plan.already_in_sequence) if sequence else 0
-        return {
-            "plan": plan,
-            "counts": counts,
-            "sequence": sequence,
-            "sequence_to_add": to_add,
-            "shown_errors": plan.errors[: self.import_errors_shown],
-            "more_errors": max(0, len(plan.errors) - self.import_errors_shown),
-            "preview_rows": [
-                (r, [r.fields.get(name, "") for name in CONTACT_FIELDS])
-                for r in plan.rows[: self.import_preview_rows]
-            ],
-            "preview_headers": ["email", *(FIELD_LABELS[n] for n in CONTACT_FIELDS)],
-        }
-
-    def import_action(self, request, **kwargs):
-        """The upload page and its dry run; a valid file goes to the confirm step."""
-        if not self.has_import_permission(request):
-            raise PermissionDenied
-        form = self.create_import_form(request)
-        context: dict[str, Any] = {"form": form}
-        if request.method == "POST" and form.is_valid():
-            team = form.cleaned_data["team"]
-            sequence = form.cleaned_data.get("sequence")
-            owner = import_owner(team=team, user=request.user)
-            try:
-                plan = import_plan(
-                    sheet=form.cleaned_data["sheet"],
-                    team=team,
-                    sequence=sequence,
-                    only_own=owner and import_only_own(owner=owner, user=request.user),
-                )
-            except ImportRefused as e:
-                form.add_error("import_file", str(e))
-            else:
-                context.update(self._plan_context(plan, sequence))
-                context["team"] = team
-                context["in_background"] = len(plan.sheet.rows) > import_background_rows()
-                if plan.is_valid:
-                    tmp = self._tmp_storage()
-                    tmp.save(form.cleaned_data["data"])
-                    form.cleaned_data["import_file"].tmp_storage_name = tmp.name
-                    context["confirm_form"] = self.create_confirm_form(request, import_form=form)
-        return self._render_import(request, context)
-
-    @method_decorator(require_POST)
-    def process_import(self, request, **kwargs):
-        """The confirmed import: the file is checked again, then written all or nothing."""
-        if not self.has_import_permission(request):
-            raise PermissionDenied
-        import_url = reverse(
-            "admin:{}_{}_import".format(*self.get_model_info()), current_app=self.admin_site.name
-        )
-        confirm_form = self.create_confirm_form(request)
-        if not confirm_form.is_valid():
-            for errors in confirm_form.errors.values():
-                for error in errors:
-                    messages.error(request, error)
-            return HttpResponseRedirect(import_url)
-        cleaned = confirm_form.cleaned_data
-        name = cleaned["import_file_name"]
-        if not _signature_ok(request.user.pk, name, cleaned["signature"]):
-            raise PermissionDenied
-        tmp = self._tmp_storage(name)
-        try:
-            data = tmp.read()
-        except OSError:
-            messages.error(request, MSG_FILE_EXPIRED)
-            return HttpResponseRedirect(import_url)
-        # Confirmed once: a second post of the same form (a double click) finds no file.
-        with contextlib.suppress(OSError):
-            tmp.remove()
-        team, sequence = cleaned["team"], cleaned.get("sequence")
-        owner = import_owner(team=team, user=request.user)
-        if owner is None:
-            messages.error(request, MSG_NO_OWNER.format(team=team))
-            return HttpResponseRedirect(import_url)
-        added_by = Membership.objects.filter(team=team, user=request.user).first() or owner
-        try:
-            sheet = sheet_read(data)
-            if len(sheet.rows) > import_background_rows():
-                # Too long for a request: a worker checks the file again and imports it.
-                job = import_job_create(
-                    team=team,
-                    owner=owner,
-                    created_by=request.user,
-                    sequence=sequence,
-                    sheet=sheet,
-                    data=data,
-                    file_name=cleaned["original_file_name"],
-                )
-                messages.info(request, MSG_JOB_QUEUED.format(rows=job.total_rows))
-                return HttpResponseRedirect(
-                    reverse(
-                        "admin:interseller_importjob_change",
-                        args=[job.pk],
-                        current_app=self.admin_site.name,
-                    )
-                )
-            only_own = import_only_own(owner=owner, user=request.user)
-            # Checked again: the team's contacts may have changed since the dry run.
-            plan = import_plan(sheet=sheet, team=team, sequence=sequence, only_own=only_own)
-            outcome = import_execute(
-                plan=plan,
-                team=team,
-                owner=owner,
-                sequence=sequence,
-                added_by=added_by,
-                only_own=only_own,
-            )
-        except (ImportRefused, ImportFailed) as e:
-            messages.error(request, MSG_IMPORT_FAILED.format(error=e))
-            return HttpResponseRedirect(import_url)
-        messages.success(
-            request, import_result_message(outcome, sequence.title if sequence else "")
-        )
-        return HttpResponseRedirect(
-            reverse(
-                "admin:{}_{}_changelist".format(*self.get_model_info()),
-                current_app=self.admin_site.name,
-            )
-        )

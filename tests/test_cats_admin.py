@@ -27,8 +27,8 @@ from cats_sync.models import (
 )
 from cats_sync.tasks import drain
 from interseller import services
-from interseller.imports import ContactExportResource
 from interseller.models import Contact, Enrollment, Membership
+from interseller.resources import ContactExportResource
 
 from .factories import ContactFactory, GroupFactory, MembershipFactory, SequenceFactory
 

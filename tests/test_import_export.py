@@ -13,22 +13,21 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from interseller import imports, tasks
+from interseller import admin_import, imports, tasks
 from interseller.imports import (
     MSG_EMPTY,
     MSG_FORMULA,
     MSG_NO_ROWS,
     MSG_NOT_SPREADSHEET,
     MSG_OLD_EXCEL,
-    ContactExportResource,
     ImportRefused,
     columns_match,
-    escape_formula,
     import_execute,
     import_plan,
     sheet_read,
 )
 from interseller.models import Contact, Enrollment, ImportJob
+from interseller.resources import ContactExportResource, escape_formula
 from interseller.signals import contact_added_to_sequence
 
 from .factories import ContactFactory, MembershipFactory, SequenceFactory, UserFactory
@@ -368,7 +367,7 @@ def test_the_process_step_refuses_a_file_that_has_become_invalid(team_a, login, 
     dry = upload(client, fixture_bytes("google_sheets.tsv"), team=team_a.team)
     # Simulate the file changing between the steps: the process step re-reads and re-checks.
     monkeypatch.setattr(
-        imports, "sheet_read", lambda data: sheet_read(fixture_bytes("invalid_rows.csv"))
+        admin_import, "sheet_read", lambda data: sheet_read(fixture_bytes("invalid_rows.csv"))
     )
     done = confirm(client, dry)
     assert done.status_code == 302 and done.url == IMPORT_URL

@@ -1,0 +1,83 @@
+"""Contacts exported as a spreadsheet (django-import-export), formula-escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from django.utils import timezone
+from import_export import fields as ie_fields
+from import_export import resources
+
+from .imports import FORMULA_PREFIXES
+from .models import Contact
+
+
+def escape_formula(value: Any) -> Any:
+    """Keep a spreadsheet program from running a cell as a formula (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+class ContactExportResource(resources.ModelResource):
+    """Contacts as a spreadsheet, one row each.
+
+    To add columns, append `(header, function(contact) -> value)` to `extra_columns` (e.g. the
+    CATS sync state) and, if they need related rows, extend `filter_export` with
+    select_related/prefetch_related. Every cell is formula-escaped.
+    """
+
+    extra_columns: ClassVar[list[tuple[str, Callable[[Contact], Any]]]] = []
+
+    email = ie_fields.Field(attribute="email", column_name="Email")
+    first_name = ie_fields.Field(attribute="first_name", column_name="First name")
+    last_name = ie_fields.Field(attribute="last_name", column_name="Last name")
+    company = ie_fields.Field(attribute="company", column_name="Company")
+    title = ie_fields.Field(attribute="title", column_name="Job title")
+    phone = ie_fields.Field(attribute="phone", column_name="Phone")
+    linkedin_url = ie_fields.Field(attribute="linkedin_url", column_name="LinkedIn URL")
+    location = ie_fields.Field(attribute="location", column_name="Location")
+    source = ie_fields.Field(attribute="source", column_name="Source")
+    owner = ie_fields.Field(column_name="Owner")
+    sequences = ie_fields.Field(column_name="Sequences")
+    created_at = ie_fields.Field(column_name="Created at")
+
+    class Meta:
+        model = Contact
+        fields = (
+            "email",
+            "first_name",
+            "last_name",
+            "company",
+            "title",
+            "phone",
+            "linkedin_url",
+            "location",
+            "source",
+            "owner",
+            "sequences",
+            "created_at",
+        )
+        export_order = fields
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for i, (header, func) in enumerate(self.extra_columns):
+            self.fields[f"extra_{i}"] = ie_fields.Field(column_name=header, dehydrate_method=func)
+
+    def filter_export(self, queryset, **kwargs):
+        return queryset.select_related("owner__user").prefetch_related("enrollments__sequence")
+
+    def dehydrate_owner(self, contact: Contact) -> str:
+        return contact.owner.user.email
+
+    def dehydrate_sequences(self, contact: Contact) -> str:
+        return "; ".join(sorted(e.sequence.title for e in contact.enrollments.all()))
+
+    def dehydrate_created_at(self, contact: Contact) -> str:
+        return timezone.localtime(contact.created_at).strftime("%Y-%m-%d %H:%M")
+
+    def export_field(self, field, instance, **kwargs):
+        value = super().export_field(field, instance, **kwargs)
+        return escape_formula("" if value is None else value)
