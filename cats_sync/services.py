@@ -69,6 +69,7 @@ MSG_NOT_CONNECTED = "Connect CATS first."
 ERR_EXISTS = "Exists in CATS"
 ERR_AUTH = "CATS rejected the API key: reconnect CATS"
 ERR_JOB_MISSING = "Job order #{job_id} no longer exists in CATS"
+ERR_CANDIDATE_DELETED = "The candidate was deleted in CATS: syncing the contact again"
 ERR_RATE = "CATS is rate limiting: retrying at {at:%H:%M}"
 ERR_BUDGET = "CATS request budget used up: retrying at {at:%H:%M}"
 ERR_UNAVAILABLE = "CATS is unavailable: retrying"
@@ -1067,15 +1068,15 @@ def _sync_enrollment(task, es: EnrollmentSync, account, client, prefetched) -> s
     if es.job_id and not es.pipeline_id:
         try:
             es.pipeline_id = client.add_candidate_to_job(es.candidate_id, es.job_id)
-        except CatsNotFound as exc:
-            raise _Permanent(
-                EnrollmentSync.Error.JOB_MISSING, ERR_JOB_MISSING.format(job_id=es.job_id)
-            ) from exc
-        except CatsRejected as exc:
-            if _job_missing(client, es.job_id):
+        except (CatsNotFound, CatsRejected) as exc:
+            # CATS does not say which of the two ids it refused: ask about each.
+            if _missing(client.get_job, es.job_id):
                 raise _Permanent(
                     EnrollmentSync.Error.JOB_MISSING, ERR_JOB_MISSING.format(job_id=es.job_id)
                 ) from exc
+            if _missing(client.get_candidate, es.candidate_id):
+                _forget_candidate(site, es)
+                raise _Retry(timezone.now() + timedelta(seconds=5), ERR_CANDIDATE_DELETED) from exc
             raise
         EnrollmentSync.objects.filter(pk=es.pk).update(pipeline_id=es.pipeline_id)
     if created_now and inline_payload:
@@ -1093,12 +1094,20 @@ def _sync_enrollment(task, es: EnrollmentSync, account, client, prefetched) -> s
     return "created" if created_now else "linked"
 
 
-def _job_missing(client: CatsClient, job_id: int) -> bool:
+def _missing(get, cats_id: int) -> bool:
     try:
-        client.get_job(job_id)
+        get(cats_id)
     except CatsNotFound:
         return True
     return False
+
+
+def _forget_candidate(site: CatsSite, es: EnrollmentSync) -> None:
+    """A recruiter deleted the candidate in CATS: the next run looks it up or creates it."""
+    CandidateLink.objects.filter(site=site, candidate_id=es.candidate_id).update(
+        candidate_id=None, claimed_by="", claimed_at=None, created_by_us=False
+    )
+    EnrollmentSync.objects.filter(pk=es.pk).update(candidate_id=None, created_candidate=False)
 
 
 def _backfill_events(enrollment: Enrollment, account: CatsAccount) -> None:

@@ -758,3 +758,31 @@ def test_sweeper_forgets_old_finished_live_work_but_not_failed_work(team_a, site
     SyncTask.objects.update(updated_at=long_ago)
     sweep()
     assert list(SyncTask.objects.values_list("state", flat=True)) == ["failed"]
+
+
+def test_candidate_deleted_in_cats_is_found_or_created_again(team_a, site, seq, cats_sandbox):
+    import requests
+
+    job = site.jobs["Senior Backend Engineer"]
+    connect(team_a.member, site)
+    first = add(seq, "deleted@example.com")
+    drain()
+    old_id = es_of(first, seq).candidate_id
+    # A recruiter deletes the candidate in CATS.
+    requests.delete(
+        f"{cats_sandbox.url}/candidates/{old_id}",
+        headers={"Authorization": f"Token {site.api_key}"},
+        timeout=5,
+    )
+    other = SequenceFactory(team=team_a.team, owner=team_a.member)
+    sequence_sync(other, job_id=job)
+    add(other, "deleted@example.com")
+    drain()
+    SyncTask.objects.filter(state="pending").update(not_before=timezone.now())
+    drain()
+    snap = cats_sandbox.snapshot(site.id)
+    [again] = candidates(snap, "deleted@example.com")
+    assert again["id"] != old_id
+    es = es_of(first, other)
+    assert es.candidate_id == again["id"] and es.pipeline_id
+    assert [p["job_id"] for p in pipelines(snap, again["id"])] == [job]
