@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from . import services
+from . import sync
 from .budget import budget_prune
 from .models import SyncTask
 
@@ -27,7 +27,7 @@ def enqueue_tasks(task_ids: list[int]) -> None:
 
 
 def run_sync_tasks(task_ids: list[int]) -> dict[str, int]:
-    return services.tasks_execute(task_ids=task_ids)
+    return sync.tasks_execute(task_ids=task_ids)
 
 
 def sweep(limit: int = 500) -> int:
@@ -35,7 +35,7 @@ def sweep(limit: int = 500) -> int:
     now = timezone.now()
     # A task claimed longer ago than any run may take belonged to a worker that died.
     SyncTask.objects.filter(
-        state=SyncTask.State.RUNNING, claimed_at__lt=now - services.RUNNING_LEASE
+        state=SyncTask.State.RUNNING, claimed_at__lt=now - sync.RUNNING_LEASE
     ).update(state=SyncTask.State.PENDING, claimed_at=None, not_before=now)
     due = list(
         SyncTask.objects.filter(state=SyncTask.State.PENDING, not_before__lte=now)
@@ -67,6 +67,6 @@ def drain(max_rounds: int = 1000) -> int:
         )
         if not due:
             break
-        services.tasks_execute(task_ids=due)
+        sync.tasks_execute(task_ids=due)
         ran += len(due)
     return ran

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from cats_sync import crypto
+from cats_sync import crypto, sync
 from cats_sync import services as cats
 from cats_sync.models import (
     CandidateLink,
@@ -535,7 +535,7 @@ def test_task_enqueued_on_commit_and_sweeper_recovers_lost_and_dead_work(team_a,
     assert broker.queue_size() == 1
     # ...and a worker that died mid-task leaves a RUNNING row that the sweeper takes back.
     SyncTask.objects.filter(pk=task.pk).update(
-        state="running", claimed_at=timezone.now() - cats.RUNNING_LEASE * 2
+        state="running", claimed_at=timezone.now() - sync.RUNNING_LEASE * 2
     )
     sweep()
     task.refresh_from_db()
@@ -559,10 +559,10 @@ def test_running_a_task_twice_is_harmless(team_a, site, seq, cats_sandbox):
     connect(team_a.member, site)
     add(seq, "twice-run@example.com")
     task = SyncTask.objects.get()
-    cats.tasks_execute(task_ids=[task.pk])
-    cats.tasks_execute(task_ids=[task.pk])
+    sync.tasks_execute(task_ids=[task.pk])
+    sync.tasks_execute(task_ids=[task.pk])
     SyncTask.objects.filter(pk=task.pk).update(state="pending")
-    cats.tasks_execute(task_ids=[task.pk])
+    sync.tasks_execute(task_ids=[task.pk])
     assert len(candidates(cats_sandbox.snapshot(site.id), "twice-run@example.com")) == 1
 
 
@@ -657,7 +657,7 @@ def test_two_concurrent_syncs_of_one_contact_make_one_candidate(team_a, site, ca
         try:
             barrier.wait()
             for _ in range(20):
-                cats.tasks_execute(task_ids=[tid])
+                sync.tasks_execute(task_ids=[tid])
                 if SyncTask.objects.get(pk=tid).state == "done":
                     break
                 SyncTask.objects.filter(pk=tid).update(not_before=timezone.now())
@@ -740,8 +740,8 @@ def test_batch_past_its_time_leaves_the_rest_pending_for_the_sweeper(
     for i in range(3):
         add(seq, f"late{i}@example.com")
     ids = list(SyncTask.objects.values_list("id", flat=True))
-    monkeypatch.setattr(cats, "BATCH_SECONDS", 0)
-    assert cats.tasks_execute(task_ids=ids) == {}
+    monkeypatch.setattr(sync, "BATCH_SECONDS", 0)
+    assert sync.tasks_execute(task_ids=ids) == {}
     assert set(SyncTask.objects.values_list("state", "attempts")) == {("pending", 0)}
 
 
