@@ -170,6 +170,18 @@ def resync_action(modeladmin, request, enrollments: QuerySet, *, action: str, wh
     return TemplateResponse(request, "admin/cats_sync/resync_confirm.html", context)
 
 
+def _resync_selected(modeladmin, request, queryset: QuerySet, field: str, noun: str):
+    """Resync the enrollments whose `field` is one of the selected rows."""
+    ids = _ids(queryset)
+    return resync_action(
+        modeladmin,
+        request,
+        Enrollment.objects.filter(**{f"{field}__in": ids}),
+        action="resync_to_cats",
+        what=f"Resync of {len(ids)} {noun}",
+    )
+
+
 def _ids(queryset: QuerySet) -> list[int]:
     # Plain ids: the changelist querysets carry GROUP BY annotations.
     return list(queryset.order_by().values_list("pk", flat=True))
@@ -504,14 +516,7 @@ class CatsSequenceAdmin(core_admin.SequenceAdmin):
 
     @admin.action(description="Resync to CATS…")
     def resync_to_cats(self, request, queryset):
-        ids = _ids(queryset)
-        return resync_action(
-            self,
-            request,
-            Enrollment.objects.filter(sequence_id__in=ids),
-            action="resync_to_cats",
-            what=f"Resync of {len(ids)} sequence(s)",
-        )
+        return _resync_selected(self, request, queryset, "sequence_id", "sequence(s)")
 
 
 # --- Contacts: "Exists in CATS", errors, resync -----------------------------------------------
@@ -603,14 +608,7 @@ class CatsContactAdmin(core_admin.ContactAdmin):
 
     @admin.action(description="Resync to CATS…")
     def resync_to_cats(self, request, queryset):
-        ids = _ids(queryset)
-        return resync_action(
-            self,
-            request,
-            Enrollment.objects.filter(contact_id__in=ids),
-            action="resync_to_cats",
-            what=f"Resync of {len(ids)} contact(s)",
-        )
+        return _resync_selected(self, request, queryset, "contact_id", "contact(s)")
 
 
 # --- Enrollments: CATS state, resync, retry ----------------------------------------------------
@@ -704,14 +702,7 @@ class CatsEnrollmentAdmin(core_admin.EnrollmentAdmin):
 
     @admin.action(description="Resync to CATS…")
     def resync_to_cats(self, request, queryset):
-        ids = _ids(queryset)
-        return resync_action(
-            self,
-            request,
-            Enrollment.objects.filter(pk__in=ids),
-            action="resync_to_cats",
-            what=f"Resync of {len(ids)} contact(s) in sequences",
-        )
+        return _resync_selected(self, request, queryset, "pk", "contact(s) in sequences")
 
     @admin.action(description="Retry failed CATS sync")
     def retry_cats_sync(self, request, queryset):
