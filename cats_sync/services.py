@@ -55,7 +55,6 @@ MSG_UNREACHABLE = "CATS could not be reached to check the key ({detail}). Try ag
 MSG_SUBDOMAIN_MISMATCH = "This API key belongs to the CATS site “{actual}”, not “{entered}”."
 MSG_NOT_CONNECTED = "Connect CATS first."
 
-ERR_EXISTS = "Exists in CATS"
 ERR_AUTH = "CATS rejected the API key: reconnect CATS"
 ERR_JOB_MISSING = "Job order #{job_id} no longer exists in CATS"
 ERR_CANDIDATE_DELETED = "The candidate was deleted in CATS: syncing the contact again"
@@ -97,11 +96,6 @@ def _client(account: CatsAccount, *, bulk: bool = False, budget: bool = True) ->
 
 
 # --- connecting -------------------------------------------------------------------------------
-
-
-def cats_account_get(*, membership: Membership) -> CatsAccount:
-    account, _ = CatsAccount.objects.get_or_create(membership=membership)
-    return account
 
 
 def cats_connect(*, membership: Membership, subdomain: str, api_key: str) -> CatsAccount:
@@ -631,7 +625,6 @@ def sync_retry(*, enrollment_ids: Iterable[int]) -> int:
 CLONE_SKIP_OTHER = "uses another integration ({name})"
 CLONE_SKIP_NONE = "has no integration set up"
 CLONE_SKIP_INVALID = "CATS connection is invalid: they must reconnect"
-CLONE_SKIP_SELF = "is you"
 CLONE_NOTE_OTHER_SITE = "on another CATS site: job order and custom field mapping not copied"
 
 

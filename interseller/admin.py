@@ -243,19 +243,22 @@ class GroupAdmin(TeamScopedAdmin):
 # --- Sequences, contacts, enrollments, events --------------------------------------------------
 
 
+ENROLLMENT_COLUMNS = [
+    "contact",
+    "sequence",
+    "state",
+    "sentiment",
+    "first_messaged_at",
+    "last_messaged_at",
+    "responded_at",
+    "added_at",
+]
+
+
 class EnrollmentInline(admin.TabularInline):
     model = Enrollment
     extra = 0
-    fields = [
-        "contact",
-        "sequence",
-        "state",
-        "sentiment",
-        "first_messaged_at",
-        "last_messaged_at",
-        "responded_at",
-        "added_at",
-    ]
+    fields = ENROLLMENT_COLUMNS
     readonly_fields = fields
     show_change_link = True
     can_delete = False
@@ -443,16 +446,7 @@ class ContactAdmin(ContactImportExportMixin, OwnedByMeByDefault, TeamScopedAdmin
 class EnrollmentAdmin(TeamScopedAdmin):
     scope_team_path = "sequence__team"
     scope_owner_paths = ("sequence__owner", "contact__owner")
-    list_display = [
-        "contact",
-        "sequence",
-        "state",
-        "sentiment",
-        "first_messaged_at",
-        "last_messaged_at",
-        "responded_at",
-        "added_at",
-    ]
+    list_display = ENROLLMENT_COLUMNS
     list_filter = [SequenceTeamFilter, "state", "sentiment", EnrollmentSequenceFilter]
     list_select_related = ["contact", "sequence"]
     search_fields = [
