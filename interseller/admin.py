@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
@@ -28,6 +29,7 @@ from .models import (
     Sequence,
     Team,
 )
+from .scoping import scope_for
 
 admin.site.site_header = "Interseller · CATS"
 admin.site.site_title = "Interseller"
@@ -206,10 +208,15 @@ class MembershipAdmin(TeamScopedAdmin):
         return [] if obj is None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        if change:
-            obj.save()
-            return
         data = form.cleaned_data
+        if change:
+            services.membership_role_change(
+                membership=obj,
+                role=data["role"],
+                integration=data.get("integration"),
+                changed_by=request.user,
+            )
+            return
         membership = services.teammate_add(
             team=data["team"],
             email=data["email"],
@@ -217,8 +224,46 @@ class MembershipAdmin(TeamScopedAdmin):
             last_name=data["last_name"],
             role=data["role"],
             password=data["password"] or None,
+            added_by=request.user,
         )
         obj.__dict__.update(membership.__dict__)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        if obj is None:
+            return True
+        # Owners alone remove owners (the delete page and the bulk action ask this for every
+        # membership they would delete); the last owner is refused in get_deleted_objects,
+        # where the page can say why.
+        if obj.role != Membership.Role.OWNER:
+            return True
+        scope = scope_for(request)
+        return scope.is_superuser or obj.team_id in scope.owned_team_ids
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Each membership may go on its own, yet not all owners of a team at once.
+        leaving: dict[int, list[Membership]] = {}
+        for membership in objs:
+            if membership.role == Membership.Role.OWNER:
+                leaving.setdefault(membership.team_id, []).append(membership)
+        for team_id, owners in leaving.items():
+            total = Membership.objects.filter(team_id=team_id, role=Membership.Role.OWNER)
+            if total.count() <= len(owners):
+                protected = [
+                    *protected,
+                    services.MSG_LAST_OWNER.format(team=owners[0].team),
+                ]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        services.membership_remove(membership=obj, removed_by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for membership in queryset.select_related("team"):
+                services.membership_remove(membership=membership, removed_by=request.user)
 
 
 @admin.register(Group)

@@ -1,22 +1,20 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
 from .admin_base import TeamConsistentForm
-from .models import Contact, Membership, Sequence, Team
+from .models import Contact, Membership, Sequence
 from .scoping import scope_for
-from .services import MSG_TEAMMATE_EXISTS, email_validate
+from .services import (
+    MSG_ONLY_OWNERS_GRANT_OWNER,
+    email_validate,
+    membership_change_check,
+    teammate_add_check,
+)
 
-MSG_ONLY_OWNERS_GRANT_OWNER = "Only a team owner can make someone an owner."
 MSG_ONE_TEAM = "Choose contacts of a single team."
-
-
-def check_role_grant(*, scope, team: Team, role: str, previous: str | None = None) -> None:
-    """Managers run the team day to day; only owners hand out or take away ownership."""
-    touches_owner = Membership.Role.OWNER in (role, previous)
-    if touches_owner and not (scope.is_superuser or team.pk in scope.owned_team_ids):
-        raise ValidationError(MSG_ONLY_OWNERS_GRANT_OWNER, code="owner")
 
 
 class ContactForm(TeamConsistentForm):
@@ -29,7 +27,11 @@ class ContactForm(TeamConsistentForm):
 
 
 class TeammateAddForm(forms.ModelForm):
-    """Adding a teammate creates (or reuses) a staff user; see services.teammate_add."""
+    """Adding a teammate: a new staff user, or an existing account linked unchanged.
+
+    Validation only reads (services.teammate_add_check); the admin's save_model writes
+    through services.teammate_add.
+    """
 
     email = forms.EmailField()
     first_name = forms.CharField(max_length=150, required=False)
@@ -37,7 +39,8 @@ class TeammateAddForm(forms.ModelForm):
     password = forms.CharField(
         widget=forms.PasswordInput(render_value=False),
         required=False,
-        help_text="Optional. Leave blank for single sign-on only.",
+        help_text="Only for a new account. Leave blank for single sign-on only; someone "
+        "who already has an account keeps signing in as they do.",
     )
 
     class Meta:
@@ -51,25 +54,27 @@ class TeammateAddForm(forms.ModelForm):
     def clean_password(self) -> str:
         password = self.cleaned_data.get("password") or ""
         if password:
-            from django.contrib.auth.password_validation import validate_password
-
             validate_password(password)
         return password
 
     def clean(self):
         cleaned = super().clean()
         team, email, role = cleaned.get("team"), cleaned.get("email"), cleaned.get("role")
-        if team and role and self.request is not None:
+        user = self.request.user if self.request is not None else None
+        if team and role == Membership.Role.OWNER and user is not None:
+            owns = user.is_superuser or team.pk in scope_for(self.request).owned_team_ids
+            if not owns:
+                self.add_error("role", MSG_ONLY_OWNERS_GRANT_OWNER)
+        if team and email:
             try:
-                check_role_grant(scope=scope_for(self.request), team=team, role=role)
+                teammate_add_check(
+                    team=team,
+                    email=email,
+                    password=cleaned.get("password") or "",
+                    added_by=user,
+                )
             except ValidationError as exc:
                 self.add_error(None, exc)
-        if (
-            team
-            and email
-            and Membership.objects.filter(team=team, user__email__iexact=email.strip()).exists()
-        ):
-            self.add_error("email", MSG_TEAMMATE_EXISTS.format(email=email, team=team))
         return cleaned
 
     def save(self, commit=True):
@@ -89,15 +94,18 @@ class MembershipChangeForm(TeamConsistentForm):
 
     def clean_role(self) -> str:
         role = self.cleaned_data["role"]
-        if self.request is not None and self.instance.pk:
-            previous = Membership.objects.get(pk=self.instance.pk).role
-            check_role_grant(
-                scope=scope_for(self.request),
-                team=self.instance.team,
+        if self.instance.pk:
+            membership_change_check(
+                membership=self.instance,
                 role=role,
-                previous=previous,
+                changed_by=self.request.user if self.request is not None else None,
             )
         return role
+
+    def save(self, commit=True):
+        # The admin's save_model calls services.membership_role_change.
+        self.save_m2m = lambda: None
+        return self.instance
 
 
 class SequenceChoiceForm(forms.Form):

@@ -162,10 +162,19 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.social_user",
     "social_core.pipeline.social_auth.associate_user",
     "social_core.pipeline.social_auth.load_extra_data",
-    "social_core.pipeline.user.user_details",
 )
-# Only these user fields may be refreshed from the identity provider.
-SOCIAL_AUTH_PROTECTED_USER_FIELDS = ["email", "username", "is_staff", "is_superuser"]
+# Signing in never changes the account: no `user_details` step (it would copy names from the
+# identity provider), and should one be added, none of these fields may be touched.
+SOCIAL_AUTH_PROTECTED_USER_FIELDS = [
+    "email",
+    "username",
+    "first_name",
+    "last_name",
+    "password",
+    "is_staff",
+    "is_superuser",
+    "is_active",
+]
 
 LOGIN_URL = "/admin/login/"
 FORMS_URLFIELD_ASSUME_HTTPS = True

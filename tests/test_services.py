@@ -341,12 +341,23 @@ def test_teammate_add_with_a_password_makes_it_usable(team_a):
     assert membership.user.check_password("s3cret-Pa55")
 
 
-def test_teammate_add_reuses_an_existing_user_and_makes_them_staff(team_a, team_b):
-    user = UserFactory(username="both@acme.example", is_staff=False)
-    membership = services.teammate_add(team=team_b.team, email="BOTH@acme.example")
+def test_teammate_add_links_an_existing_account_without_touching_it(team_a, team_b):
+    user = UserFactory(username="both@acme.example", first_name="Both")
+    password = user.password
+    membership = services.teammate_add(
+        team=team_b.team, email="BOTH@acme.example", first_name="Other"
+    )
     user.refresh_from_db()
     assert membership.user == user
-    assert user.is_staff
+    assert (user.password, user.first_name, user.is_staff) == (password, "Both", True)
+
+
+def test_teammate_add_never_promotes_a_non_staff_account(team_b):
+    user = UserFactory(username="plain@acme.example", is_staff=False)
+    with pytest.raises(services.TeammateRefused):
+        services.teammate_add(team=team_b.team, email="plain@acme.example")
+    user.refresh_from_db()
+    assert not user.is_staff
 
 
 def test_teammate_add_twice_to_one_team_is_refused(team_a):

@@ -105,6 +105,20 @@ def test_second_sign_in_reuses_the_association(client, google):
     assert UserSocialAuth.objects.count() == 1
 
 
+def test_signing_in_never_changes_the_account(client, google):
+    user = UserFactory(username="grace@acme.example", first_name="G.", last_name="H.")
+    before = (user.password, user.first_name, user.last_name, user.is_staff, user.is_superuser)
+    google.set_person("grace@acme.example")  # Google says "Grace Hopper"
+
+    sign_in_with_google(client, google)
+
+    user.refresh_from_db()
+    assert client.session[SESSION_KEY] == str(user.pk)
+    assert (user.password, user.first_name, user.last_name, user.is_staff, user.is_superuser) == (
+        before
+    )
+
+
 def refused_on_login_page(client, response, message: str) -> None:
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")

@@ -119,13 +119,15 @@ class Command(BaseCommand):
         for email, first, last, role in PEOPLE:
             membership = Membership.objects.filter(team=team, user__email__iexact=email).first()
             if membership is None:
+                # An account that already exists is linked as it is: never given a password.
+                exists = get_user_model().objects.filter(email__iexact=email).exists()
                 membership = services.teammate_add(
                     team=team,
                     email=email,
                     first_name=first,
                     last_name=last,
                     role=role,
-                    password=DEMO_PASSWORD,
+                    password=None if exists else DEMO_PASSWORD,
                 )
             members[email] = membership
         return members
