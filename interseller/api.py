@@ -2,7 +2,9 @@
 
 Plain Django views. Each endpoint declares its fields in a small spec; anything outside the
 spec, a wrong type or a bad value is a 400 with per-field messages, and nothing is stored unless
-the whole request succeeds.
+the whole request succeeds. Every string goes through `interseller.text.text_clean` (the one rule
+for stored text) before it reaches a query, so NUL, other control characters and lone
+surrogates are a 400 on the field, never a database error.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import services
 from .models import ApiToken, Contact, EmailEvent, Enrollment, Membership, Sequence
+from .text import text_clean
 
 MSG_AUTH_MISSING = "Send the team's API token as 'Authorization: Bearer <token>'."
 MSG_AUTH_INVALID = "The API token is not valid or has been revoked."
@@ -30,6 +34,7 @@ MSG_METHOD = "Only POST is allowed."
 MSG_CONTENT_TYPE = "The body must be JSON, sent with 'Content-Type: application/json'."
 MSG_TOO_LARGE = "The body is larger than {limit} bytes."
 MSG_BAD_JSON = "The body is not valid JSON."
+MSG_TOO_DEEP = "The body nests arrays or objects too deeply."
 MSG_NOT_OBJECT = "The body must be a JSON object."
 MSG_REQUIRED = "This field is required."
 MSG_UNKNOWN_FIELD = "Unknown field."
@@ -53,10 +58,16 @@ class Field:
     required: bool = False
     max_length: int | None = None
     choices: tuple[str, ...] | None = None
+    multiline: bool = False
+
+
+def _max_length(model: type[Model], name: str) -> int:
+    return model._meta.get_field(name).max_length
 
 
 CONTACT_SPEC = {
-    "email": Field(str, required=True, max_length=254),
+    # Lengths and formats of the contact's own fields are checked by contact_upsert (the model's).
+    "email": Field(str, required=True, max_length=_max_length(Contact, "email")),
     "first_name": Field(str),
     "last_name": Field(str),
     "company": Field(str),
@@ -70,13 +81,13 @@ CONTACT_SPEC = {
 }
 
 EVENT_SPEC = {
-    "id": Field(str, required=True, max_length=200),
+    "id": Field(str, required=True, max_length=_max_length(EmailEvent, "external_id")),
     "type": Field(str, required=True, choices=tuple(EmailEvent.Kind.values)),
     "sequence_id": Field(int, required=True),
-    "contact_email": Field(str, required=True, max_length=254),
+    "contact_email": Field(str, required=True, max_length=_max_length(Contact, "email")),
     "occurred_at": Field(str, required=True),
-    "subject": Field(str),
-    "snippet": Field(str),
+    "subject": Field(str, max_length=_max_length(EmailEvent, "subject")),
+    "snippet": Field(str, multiline=True),
     "sentiment": Field(
         str, choices=(Enrollment.Sentiment.INTERESTED, Enrollment.Sentiment.NOT_INTERESTED)
     ),
@@ -115,6 +126,11 @@ def _validate(data: dict[str, Any], spec: dict[str, Field]) -> dict[str, Any]:
             errors[name] = [MSG_TYPE.format(kind=kind)]
             continue
         if field.kind is str:
+            try:
+                value = text_clean(value, multiline=field.multiline)
+            except ValidationError as exc:
+                errors[name] = list(exc.messages)
+                continue
             if field.required and not value.strip():
                 errors[name] = [MSG_BLANK]
                 continue
@@ -175,6 +191,9 @@ def _read_json(request: HttpRequest) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise _error("body", MSG_BAD_JSON) from None
+    except RecursionError:
+        # A few kilobytes of "[[[[..." exhaust the parser's stack; no field of ours nests.
+        raise _error("body", MSG_TOO_DEEP) from None
     if not isinstance(data, dict):
         raise _error("body", MSG_NOT_OBJECT)
     return data
@@ -300,6 +319,8 @@ def events_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any])
     occurred_at = _parse_datetime(clean["occurred_at"])
     if occurred_at is None:
         errors["occurred_at"] = [MSG_DATETIME]
+    elif not services.EVENT_DATE_WINDOW.contains(occurred_at):
+        errors["occurred_at"] = [services.MSG_EVENT_DATE_WINDOW]
     try:
         email = services.email_validate(clean["contact_email"])
     except ValidationError as exc:
@@ -328,7 +349,10 @@ def events_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any])
             sentiment=clean.get("sentiment", ""),
         )
     except ValidationError as exc:
-        raise ApiError(400, _errors_from_validation(exc, "body")) from None
+        errors = _errors_from_validation(exc, "body")
+        if "external_id" in errors:
+            errors["id"] = errors.pop("external_id")
+        raise ApiError(400, errors) from None
     event = result.event
     enrollment = Enrollment.objects.select_related("contact").get(pk=event.enrollment_id)
     body = {

@@ -3,24 +3,61 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 
 from .admin_base import TeamConsistentForm
 from .models import Contact, Membership, Sequence
 from .scoping import scope_for
 from .services import (
+    CONTACT_FIELDS,
     MSG_ONLY_OWNERS_GRANT_OWNER,
     email_validate,
     membership_change_check,
     teammate_add_check,
 )
+from .text import text_clean
 
 MSG_ONE_TEAM = "Choose contacts of a single team."
+
+
+class _StoredText:
+    """A form field whose text is stored: `text_clean` runs before the field's own parsing, so
+    a control character gets the same message on every field (MSG_CONTROL_CHARACTER)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # text_clean names NUL like any other control character.
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = text_clean(value)
+        return super().to_python(value)
+
+
+class StoredCharField(_StoredText, forms.CharField):
+    pass
+
+
+class StoredEmailField(_StoredText, forms.EmailField):
+    pass
+
+
+class StoredURLField(_StoredText, forms.URLField):
+    pass
 
 
 class ContactForm(TeamConsistentForm):
     class Meta:
         model = Contact
         fields = "__all__"
+        field_classes = {
+            "email": StoredEmailField,
+            **{name: StoredCharField for name in CONTACT_FIELDS},
+            "linkedin_url": StoredURLField,
+        }
 
     def clean_email(self) -> str:
         return email_validate(self.cleaned_data.get("email", ""))

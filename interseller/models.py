@@ -165,6 +165,10 @@ class Enrollment(models.Model):
     first_messaged_at = models.DateTimeField(null=True, blank=True)
     last_messaged_at = models.DateTimeField(null=True, blank=True)
     responded_at = models.DateTimeField(null=True, blank=True)
+    # Kept apart from `state`, which shows only the latest: an unsubscribe followed by a
+    # bounce is both unsubscribed and bounced.
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
     sentiment = models.CharField(
         "reply sentiment", max_length=16, choices=Sentiment.choices, default="", blank=True
     )

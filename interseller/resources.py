@@ -11,6 +11,7 @@ from import_export import resources
 
 from .imports import FORMULA_PREFIXES
 from .models import Contact
+from .text import text_for_export
 
 
 def escape_formula(value: Any) -> Any:
@@ -25,7 +26,8 @@ class ContactExportResource(resources.ModelResource):
 
     To add columns, append `(header, function(contact) -> value)` to `extra_columns` (e.g. the
     CATS sync state) and, if they need related rows, extend `filter_export` with
-    select_related/prefetch_related. Every cell is formula-escaped.
+    select_related/prefetch_related. Every cell is formula-escaped, and loses any character a
+    spreadsheet cannot hold (rows stored before `interseller.text` may have one).
     """
 
     extra_columns: ClassVar[list[tuple[str, Callable[[Contact], Any]]]] = []
@@ -80,4 +82,6 @@ class ContactExportResource(resources.ModelResource):
 
     def export_field(self, field, instance, **kwargs):
         value = super().export_field(field, instance, **kwargs)
+        if isinstance(value, str):
+            value = text_for_export(value)
         return escape_formula("" if value is None else value)

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,7 +18,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import ApiToken, Contact, EmailEvent, Enrollment, Membership, Sequence, Team
-from .signals import contact_added_to_sequence, contact_removed_from_sequence, email_event_recorded
+from .signals import (
+    contact_added_to_sequence,
+    contact_removed_from_sequence,
+    email_event_recorded,
+    sequence_owner_changed,
+)
+from .text import text_clean
 
 MSG_EMAIL_INVALID = "'{email}' is not a valid email address."
 MSG_EMAIL_REQUIRED = "An email address is required."
@@ -115,12 +121,18 @@ def contact_upsert(
     """
     if owner.team_id != team.pk:
         raise ValidationError(MSG_OWNER_OTHER_TEAM, code="owner")
-    normalized = email_validate(email)
-    values = {
-        k: (str(v).strip() if v is not None else "")
-        for k, v in (fields or {}).items()
-        if k in CONTACT_FIELDS
-    }
+    # Text that cannot be stored (interseller.text) is refused before anything else, per field.
+    errors: dict[str, ValidationError] = {}
+    values: dict[str, str] = {}
+    given = [("email", email), *((k, v) for k, v in (fields or {}).items() if k in CONTACT_FIELDS)]
+    for name, value in given:
+        try:
+            values[name] = text_clean(str(value)).strip() if value is not None else ""
+        except ValidationError as exc:
+            errors[name] = exc
+    if errors:
+        raise ValidationError(errors)
+    normalized = email_validate(values.pop("email"))
     if contacts_by_email is None:
         contact = Contact.objects.select_for_update().filter(team=team, email=normalized).first()
     else:
@@ -199,6 +211,26 @@ def contact_remove_from_sequence(*, contact: Contact, sequence: Sequence) -> boo
     return bool(deleted)
 
 
+@transaction.atomic
+def sequence_save(*, sequence: Sequence) -> Sequence:
+    if sequence.owner.team_id != sequence.team_id:
+        raise ValidationError({"owner": MSG_OWNER_OTHER_TEAM}, code="owner")
+    sequence.save()
+    return sequence
+
+
+def sequence_owner_announce(*, sequence: Sequence, previous_owner_id: int | None) -> list[str]:
+    """Tell integrations a sequence has a new owner (their settings may belong to the old
+    owner's account). Call it once everything of the change is saved. Returns the notices
+    they give for the person who made the change."""
+    if previous_owner_id is None or previous_owner_id == sequence.owner_id:
+        return []
+    answers = sequence_owner_changed.send(
+        sender=Sequence, sequence=sequence, previous_owner_id=previous_owner_id
+    )
+    return [notice for _, notice in answers if notice]
+
+
 @dataclass(frozen=True)
 class EventResult:
     event: EmailEvent
@@ -229,14 +261,41 @@ def _apply_event(enrollment: Enrollment, event: EmailEvent) -> list[str]:
             enrollment.sentiment = event.sentiment
             changed.append("sentiment")
     elif kind == EmailEvent.Kind.BOUNCED:
+        if enrollment.bounced_at is None or at < enrollment.bounced_at:
+            enrollment.bounced_at = at
+            changed.append("bounced_at")
         if enrollment.state != Enrollment.State.BOUNCED:
             enrollment.state = Enrollment.State.BOUNCED
             changed.append("state")
     elif kind == EmailEvent.Kind.UNSUBSCRIBED:
+        if enrollment.unsubscribed_at is None or at < enrollment.unsubscribed_at:
+            enrollment.unsubscribed_at = at
+            changed.append("unsubscribed_at")
         if enrollment.state != Enrollment.State.UNSUBSCRIBED:
             enrollment.state = Enrollment.State.UNSUBSCRIBED
             changed.append("state")
     return changed
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """The dates from `earliest` up to `ahead` past the present."""
+
+    earliest: datetime
+    ahead: timedelta
+
+    def contains(self, when: datetime) -> bool:
+        if timezone.is_naive(when):
+            when = timezone.make_aware(when)
+        return self.earliest <= when <= timezone.now() + self.ahead
+
+
+# When an email event may have happened: not before 2000 (no outreach we record is older) and
+# at most a day ahead of our clock (the sender's clock may run ahead of ours). A date outside
+# is a bug upstream; one past 9999-12-31 in UTC cannot even be read back, and breaks every page
+# that lists the event. Keep MSG_EVENT_DATE_WINDOW in step.
+EVENT_DATE_WINDOW = DateWindow(earliest=datetime(2000, 1, 1, tzinfo=UTC), ahead=timedelta(days=1))
+MSG_EVENT_DATE_WINDOW = "Must be between 2000-01-01T00:00:00Z and one day from now."
 
 
 @transaction.atomic
@@ -245,12 +304,34 @@ def email_event_record(
     enrollment: Enrollment,
     external_id: str,
     kind: str,
-    occurred_at: datetime,
+    occurred_at: datetime | str,
     subject: str = "",
     snippet: str = "",
     sentiment: str = "",
 ) -> EventResult:
-    """Record what the outreach engine reports. Replaying an external id changes nothing."""
+    """Record what the outreach engine reports. Replaying an external id changes nothing.
+
+    Refuses (ValidationError, per field) a date outside EVENT_DATE_WINDOW and text that cannot
+    be stored, before reading or writing anything.
+    """
+    errors: dict[str, ValidationError] = {}
+    try:
+        # Like the model field, take an ISO 8601 string too.
+        occurred_at = EmailEvent._meta.get_field("occurred_at").to_python(occurred_at)
+    except ValidationError as exc:
+        errors["occurred_at"] = exc
+    else:
+        if occurred_at is None or not EVENT_DATE_WINDOW.contains(occurred_at):
+            errors["occurred_at"] = ValidationError(MSG_EVENT_DATE_WINDOW, code="date_window")
+    texts = {"external_id": external_id, "subject": subject, "snippet": snippet}
+    for name, value in texts.items():
+        try:
+            texts[name] = text_clean(value, multiline=name == "snippet")
+        except ValidationError as exc:
+            errors[name] = exc
+    if errors:
+        raise ValidationError(errors)
+    external_id, subject, snippet = texts["external_id"], texts["subject"], texts["snippet"]
     team_id = enrollment.sequence.team_id
     existing = EmailEvent.objects.filter(team_id=team_id, external_id=external_id).first()
     if existing:

@@ -9,3 +9,6 @@ contact_added_to_sequence = Signal()
 email_event_recorded = Signal()
 # kwargs: contact (Contact), sequence (Sequence)
 contact_removed_from_sequence = Signal()
+# kwargs: sequence (Sequence, already saved with its new owner), previous_owner_id (int).
+# A receiver may return a notice (str) the person who made the change is shown.
+sequence_owner_changed = Signal()
