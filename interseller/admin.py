@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from . import imports, services
-from .admin_base import ReadOnlyAdmin, TeamScopedAdmin, scoped_queryset
+from .admin_base import ChoiceListFilter, ReadOnlyAdmin, TeamScopedAdmin, scoped_queryset
 from .admin_import import ContactImportExportMixin
 from .forms import (
     MSG_ONE_TEAM,
@@ -65,7 +65,7 @@ class EnrollmentColumns:
         return obj.enrollment.sequence.title
 
 
-class ScopedTeamFilter(admin.SimpleListFilter):
+class ScopedTeamFilter(ChoiceListFilter):
     """Team filter listing only the user's own teams (a plain filter would list every team)."""
 
     title = "team"
@@ -88,7 +88,7 @@ class SequenceTeamFilter(ScopedTeamFilter):
     team_path = "sequence__team"
 
 
-class OwnerFilter(admin.SimpleListFilter):
+class OwnerFilter(ChoiceListFilter):
     title = "owner"
     parameter_name = "owner"
 
@@ -102,7 +102,7 @@ class OwnerFilter(admin.SimpleListFilter):
         return queryset
 
 
-class SequenceFilter(admin.SimpleListFilter):
+class SequenceFilter(ChoiceListFilter):
     title = "sequence"
     parameter_name = "sequence"
     path = "enrollments__sequence"
@@ -365,8 +365,21 @@ class SequenceAdmin(OwnedByMeByDefault, TeamScopedAdmin):
     def reply_count(self, obj):
         return obj._replies
 
+    def save_model(self, request, obj, form, change):
+        services.sequence_save(sequence=obj)
 
-class HasSequenceFilter(admin.SimpleListFilter):
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # After the inlines: what integrations do about a new owner must not be undone by
+        # their sections saving the values the page was opened with.
+        previous = form.initial.get("owner") if change else None
+        for notice in services.sequence_owner_announce(
+            sequence=form.instance, previous_owner_id=previous
+        ):
+            self.message_user(request, notice, messages.WARNING)
+
+
+class HasSequenceFilter(ChoiceListFilter):
     title = "in a sequence"
     parameter_name = "enrolled"
 

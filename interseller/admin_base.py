@@ -7,11 +7,15 @@ answers 404.
 
 from __future__ import annotations
 
+from datetime import MAXYEAR, MINYEAR
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
@@ -89,6 +93,71 @@ class TeamConsistentForm(forms.ModelForm):
         return cleaned
 
 
+class ChoiceListFilter(admin.SimpleListFilter):
+    """A list filter that counts its value only when it is one of its own choices.
+
+    The choices are already scoped to the user, so a hand-typed value (garbage, or the id of
+    another team's row) is as if no choice were made: never a 500, never another team's data.
+    """
+
+    def value(self) -> str | None:
+        value = super().value()
+        choices = getattr(self, "lookup_choices", None)
+        if value is None or choices is None:  # lookups() itself asking: no choices yet
+            return value
+        return value if str(value) in {str(key) for key, _ in choices} else None
+
+
+# Drill-down parts Django can turn into a date and into the day, month or year after it.
+_DATE_PARTS = {"year": (MINYEAR, MAXYEAR - 1), "month": (1, 12), "day": (1, 31)}
+
+
+def _int_between(value: str, low: int, high: int) -> bool:
+    try:
+        return low <= int(value) <= high
+    except ValueError:
+        return False
+
+
+class LenientChangeList(ChangeList):
+    """Django's changelist, answering with its invalid-filter redirect ("?e=1") what its own
+    checks let through to a 500: a date drill-down into year 9999 (the end of the period
+    overflows) or past a C int, a NUL in a filter (PostgreSQL refuses it in any text), and an
+    integer past 64 bits (SQLite refuses it when the query runs)."""
+
+    def get_filters(self, request):
+        params = self.get_filters_params()
+        if any("\x00" in value for values in params.values() for value in values):
+            raise IncorrectLookupParameters("A filter value holds a NUL character.")
+        if self.date_hierarchy:
+            for part, (low, high) in _DATE_PARTS.items():
+                values = params.get(f"{self.date_hierarchy}__{part}")
+                if values and not _int_between(values[-1], low, high):
+                    raise IncorrectLookupParameters(f"No such {part}: {values[-1]!r}.")
+        return super().get_filters(request)
+
+    def get_results(self, request):
+        try:
+            super().get_results(request)
+        except OverflowError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+def _initial_value(field, value: Any) -> Any:
+    """A value from the add page's query string as its field holds it, or ValidationError.
+
+    An unknown id renders as nothing, but "abc" for a foreign key fails when the widget
+    queries, and any text fails the date-and-time widget.
+    """
+    if not field.is_relation:
+        value = field.to_python(value)
+        field.run_validators(value)
+        return value
+    for item in value if isinstance(value, list) else [value]:
+        field.target_field.run_validators(field.target_field.to_python(item))
+    return value
+
+
 class TeamScopedAdmin(admin.ModelAdmin):
     """Base for every ModelAdmin. Subclasses say where the team and the owner live."""
 
@@ -158,6 +227,36 @@ class TeamScopedAdmin(admin.ModelAdmin):
         if obj is None:
             raise Http404(f"No {self.opts.verbose_name} matches the given query.")
         return obj
+
+    def get_changelist(self, request, **kwargs):
+        return LenientChangeList
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        for name, value in list(initial.items()):
+            try:
+                field = self.opts.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if not field.concrete:
+                continue
+            try:
+                initial[name] = _initial_value(field, value)
+            except ValidationError:
+                del initial[name]
+        return initial
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Records the system writes (events, queue rows) live and die with their parent: who
+        # may delete the parent deletes them too, though nobody but a superuser deletes them
+        # on their own. Every other related object still needs its own delete permission.
+        system_records = set()
+        other_models = set()
+        for model, model_admin in self.admin_site._registry.items():
+            names = system_records if isinstance(model_admin, ReadOnlyAdmin) else other_models
+            names.add(model._meta.verbose_name)
+        return deleted, counts, perms_needed - (system_records - other_models), protected
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(ACTION_CHECKBOX_NAME)

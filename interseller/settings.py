@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "interseller.middleware.RefuseNulInQueryMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -200,8 +201,27 @@ STORAGES = {
     },
 }
 
-# --- Security (effective with DEBUG off behind HTTPS) ---------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# --- Security -------------------------------------------------------------------------------
+# HTTPS only, on by default with DEBUG off and off with DEBUG on (the dev server and the test
+# client speak plain HTTP). `manage.py check --deploy` has no warnings with these defaults.
+# The header a TLS-terminating proxy sets to say the client used HTTPS, as "META name,value".
+# Trust it only behind a proxy that overwrites it: a client could send it itself. Empty when
+# the app is reached without a proxy.
+_proxy_ssl_header = env.list(
+    "SECURE_PROXY_SSL_HEADER", default=[] if DEBUG else ["HTTP_X_FORWARDED_PROTO", "https"]
+)
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# HSTS: browsers refuse plain HTTP to this host (and, with the flags, its subdomains) for this
+# long. Preload asks browsers to ship the rule; it also needs the domain submitted to
+# hstspreload.org, and is hard to undo: set SECURE_HSTS_PRELOAD=false until the domain is ready.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
@@ -226,14 +246,41 @@ if not CATS_ENCRYPTION_KEYS:
     CATS_ENCRYPTION_KEYS = [
         base64.urlsafe_b64encode(hashlib.sha256(f"cats:{SECRET_KEY}".encode()).digest()).decode()
     ]
+for _position, _key in enumerate(CATS_ENCRYPTION_KEYS, start=1):
+    # A typo must stop every process at startup, not fail each request that reads a key.
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(_key.encode())
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            f"CATS_ENCRYPTION_KEYS: value {_position} of {len(CATS_ENCRYPTION_KEYS)} is not a "
+            "Fernet key (32 url-safe base64-encoded bytes). Generate one with `python -c 'from "
+            "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+        ) from None
 # Connect and read timeouts of every CATS call, in seconds.
 CATS_CONNECT_TIMEOUT = env.float("CATS_CONNECT_TIMEOUT", default=3.05)
 CATS_READ_TIMEOUT = env.float("CATS_READ_TIMEOUT", default=15.0)
+# While CATS fails on a site, one probe at a time, after a back-off that doubles from the
+# base up to the cap (seconds); see cats_sync/budget.py.
+CATS_OUTAGE_BACKOFF_BASE = env.float("CATS_OUTAGE_BACKOFF_BASE", default=5.0)
+CATS_OUTAGE_BACKOFF_CAP = env.float("CATS_OUTAGE_BACKOFF_CAP", default=60.0)
 
 # Spreadsheet import limits, and the size above which an import runs as a background job.
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=50_000)
 IMPORT_BACKGROUND_ROWS = env.int("IMPORT_BACKGROUND_ROWS", default=2_000)
+# What one file may hold, so that reading it costs what is in it, never what it claims (a sheet
+# "of a million rows", a zip part "of 100 bytes"); each refusal names its limit. Columns; empty
+# rows above or between the contacts (not after them); characters in one cell (Excel's own
+# limit); and for .xlsx, a zip of XML parts: cells plus distinct texts in the whole workbook,
+# bytes once unzipped, and how many times its zipped size a part over 1 MiB may unzip to.
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=200)
+IMPORT_MAX_BLANK_ROWS = env.int("IMPORT_MAX_BLANK_ROWS", default=10_000)
+IMPORT_MAX_CELL_CHARS = env.int("IMPORT_MAX_CELL_CHARS", default=32_767)
+IMPORT_MAX_CELLS = env.int("IMPORT_MAX_CELLS", default=2_000_000)
+IMPORT_MAX_UNZIPPED_BYTES = env.int("IMPORT_MAX_UNZIPPED_BYTES", default=100 * 1024 * 1024)
+IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
 
 LOGGING = {
     "version": 1,

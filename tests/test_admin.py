@@ -525,3 +525,80 @@ def test_event_admin_is_read_only(world, login):
     assert client.get(url("emailevent"), {"occurred_at__year": 2026}).status_code == 200
     assert EmailEvent.objects.count() == 2
     assert Group.objects.count() == 2
+
+
+# --- odd query strings: ignored, never a 500 (tests/test_admin_garbage.py walks them all) ----
+
+
+@pytest.fixture
+def two_team_owner(world):
+    """The owner of team a, also a member of team b: the team filter shows for them."""
+    owner = world["a"]["graph"].owner
+    Membership.objects.create(user=owner.user, team=world["b"]["graph"].team)
+    return owner
+
+
+@pytest.mark.parametrize(
+    "model, query",
+    [
+        ("contact", {"owner": "abc"}),
+        ("contact", {"sequence": "abc"}),
+        ("contact", {"team": "abc"}),
+        ("enrollment", {"sequence": "abc"}),
+        ("enrollment", {"team": "abc"}),
+        ("enrollment", {"added_at__year": "abc"}),
+        ("enrollment", {"added_at__year": "9999"}),
+        ("sequence", {"owner": "x"}),
+        ("sequence", {"team": "abc"}),
+        ("sequence", {"archived__exact": "abc"}),
+        ("emailevent", {"occurred_at__year": "2026", "occurred_at__month": "13"}),
+        ("emailevent", {"occurred_at__year": "9999", "occurred_at__month": "12"}),
+    ],
+)
+def test_bad_filter_values_are_ignored_or_redirected(world, two_team_owner, login, model, query):
+    client = login(two_team_owner)
+    response = client.get(url(model), query)
+    if response.status_code == 302:  # Django's "invalid filter" redirect
+        assert response["Location"].endswith("?e=1")
+    else:
+        assert response.status_code == 200
+        assert response.context["cl"].result_count > 0  # ignored: every row listed
+
+
+def test_a_valid_filter_value_still_filters(world, two_team_owner, login):
+    a = world["a"]
+    client = login(two_team_owner)
+    listing = client.get(url("contact"), {"owner": a["graph"].member.pk})
+    assert list(listing.context["cl"].result_list) == [a["mine"]]
+    listing = client.get(url("contact"), {"team": a["graph"].team.pk})
+    assert {c.team_id for c in listing.context["cl"].result_list} == {a["graph"].team.pk}
+
+
+def test_add_page_ignores_initial_values_that_are_not_ids(world, login):
+    a = world["a"]
+    client = login(a["graph"].owner)
+    assert client.get(url("enrollment", "add"), {"contact": "abc"}).status_code == 200
+    page = client.get(url("enrollment", "add"), {"contact": a["mine"].pk, "sequence": "1'"})
+    assert page.status_code == 200
+    assert page.context["adminform"].form.initial == {"contact": str(a["mine"].pk)}
+
+
+def filter_choices(client, model: str, parameter: str) -> set[str]:
+    listing = client.get(url(model))
+    specs = [
+        s
+        for s in listing.context["cl"].filter_specs
+        if getattr(s, "parameter_name", "") == parameter
+    ]
+    return {label for spec in specs for _, label in spec.lookup_choices}
+
+
+def test_member_filters_offer_only_their_own_sequences_and_themselves(world, login):
+    a = world["a"]
+    client = login(a["graph"].member)
+    assert filter_choices(client, "contact", "sequence") == {"a member seq"}
+    assert filter_choices(client, "enrollment", "sequence") == {"a member seq"}
+    assert filter_choices(client, "contact", "owner") == {str(a["graph"].member)}
+    assert filter_choices(client, "contact", "team") == set()  # one team: no team filter
+    owner = login(a["graph"].owner)
+    assert filter_choices(owner, "contact", "sequence") == {"a member seq", "a owner seq"}
