@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8001
 
-.PHONY: run test lint format install install-dev migrate demo bench clean
+.PHONY: run test lint format install install-demo install-dev migrate demo bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found). Set PYTHON=/path/to/python3.11"; exit 1; }
@@ -16,11 +16,18 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+# Production needs only requirements.txt; the demo adds the CATS sandbox and honcho, and the
+# tests (which run the sandbox too) add their tools on top of the demo's.
+$(VENV)/.installed-demo: requirements.txt requirements-demo.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-demo.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed-demo
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
+install-demo: $(VENV)/.installed-demo
 install-dev: $(VENV)/.installed-dev
 
 # Local demo: DEBUG on, sandbox CATS on loopback, a web server and a django-q2 cluster together.
@@ -28,7 +35,7 @@ run: export DEBUG ?= true
 run: export CATS_API_URL ?= http://127.0.0.1:$(SANDBOX_PORT)/v3
 run: export WEB_PORT := $(PORT)
 run: export SANDBOX_PORT := $(SANDBOX_PORT)
-run: $(VENV)/.installed
+run: $(VENV)/.installed-demo
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/honcho start -f Procfile.dev

@@ -32,7 +32,7 @@ import requests  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from cats_sync import sandbox, sandbox_seed  # noqa: E402
+from cats_sandbox import make_seed, serve  # noqa: E402
 from cats_sync import services as cats  # noqa: E402
 from cats_sync.tasks import drain  # noqa: E402
 from interseller import services  # noqa: E402
@@ -41,11 +41,9 @@ from interseller.models import Enrollment, Membership, Sequence, Team  # noqa: E
 
 def main(n: int) -> None:
     call_command("migrate", verbosity=0)
-    server = sandbox.serve("127.0.0.1", 0, rate_limit=(100_000, 3600)).start_in_thread()
+    server = serve("127.0.0.1", 0, rate_limit=(100_000, 3600)).start_in_thread()
     settings.CATS_API_URL = server.url
-    site = requests.post(
-        f"{server.root_url}/_sandbox/sites", json=sandbox_seed.make_seed(), timeout=10
-    ).json()
+    site = requests.post(f"{server.root_url}/_sandbox/sites", json=make_seed(), timeout=10).json()
     team = Team.objects.create(name="Bench")
     owner = services.teammate_add(team=team, email="owner@bench.example", role="owner")
     member = Membership.objects.get(pk=owner.pk)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from cats_sandbox import VARIANTS
 from interseller.models import Membership, Team
 
 from .factories import MembershipFactory, SequenceFactory, TeamFactory
@@ -35,6 +36,13 @@ def build_team(name: str) -> TeamGraph:
 def fast_password_hashing(settings):
     # Production hashing costs ~0.5 s a password on this machine; tests make hundreds.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def cats_variant(request) -> dict:
+    """Each way the CATS API notes leave open, answered as documented and the other way
+    (cats_sandbox.VARIANTS): tests that check CATS' state run against every one."""
+    return dict(VARIANTS[request.param])
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from cats_sandbox import job
 from cats_sync.client import (
     CatsAuthError,
     CatsClient,
@@ -17,7 +18,6 @@ from cats_sync.client import (
     CatsRejected,
     CatsUnavailable,
 )
-from cats_sync.sandbox_seed import job
 
 
 @pytest.fixture

@@ -150,8 +150,8 @@ def make_seed(
 ) -> dict[str, Any]:
     """The demo seed with parts replaced; omitted keys get generated (subdomain, api key).
 
-    Extra keyword arguments are per-site config (see `SITE_CONFIG_DEFAULTS` in the sandbox),
-    e.g. `search_case_sensitive=True` or `duplicate_pipeline_status=422`.
+    Extra keyword arguments are per-site config (see config.py), e.g.
+    `search_case_sensitive=True`, `duplicate_pipeline_status=422` or `**VARIANTS["opposite"]`.
     """
     seed = demo_seed()
     seed["subdomain"] = subdomain
