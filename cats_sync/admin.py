@@ -18,15 +18,20 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from interseller import admin as core_admin
-from interseller.admin_base import ReadOnlyAdmin, TeamScopedAdmin, scoped_queryset
+from interseller.admin_base import (
+    ChoiceListFilter,
+    ReadOnlyAdmin,
+    TeamScopedAdmin,
+    scoped_queryset,
+)
 from interseller.forms import MSG_ONE_TEAM
 from interseller.models import Contact, Enrollment, Membership, Sequence, Team
 from interseller.resources import ContactExportResource
 from interseller.scoping import scope_for
 
 from . import crypto, services
-from .budget import BudgetExhausted
-from .client import CatsError
+from . import messages as cats_messages
+from .errors import CatsSyncError
 from .forms import (
     SYNCING_HELP,
     CatsAccountForm,
@@ -116,7 +121,8 @@ class SequenceSyncInline(ParentScopedInline, admin.StackedInline):
     can_delete = False
     verbose_name = "Syncing"
     verbose_name_plural = "Syncing"
-    fieldsets = [(None, {"fields": ["enabled", "job_id"], "description": SYNCING_HELP})]
+    fieldsets = [(None, {"fields": ["notice", "enabled", "job_id"], "description": SYNCING_HELP})]
+    readonly_fields = ["notice"]
 
     def get_formset(self, request, obj=None, **kwargs):
         site_id = _site_of_membership(obj.owner_id) if obj else None
@@ -331,24 +337,29 @@ class CatsAccountAdmin(TeamScopedAdmin):
         return initial
 
     def save_model(self, request, obj, form, change):
-        obj.save()
-        if getattr(form, "connected_now", False):
-            self.message_user(request, f"Connected to CATS site {obj.site}.", messages.SUCCESS)
+        if form.checked is None:
+            obj.save()
+            return
+        connected = services.cats_connect(
+            membership=obj.membership, checked=form.checked, account=obj
+        )
+        obj.pk = connected.account.pk
+        self.message_user(request, f"Connected to CATS site {obj.site}.", messages.SUCCESS)
+        if connected.notice:
+            self.message_user(request, connected.notice, messages.WARNING)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         account = form.instance
         if account.is_connected:
-            # The same check as the button: it warns, it never blocks the save.
-            for finding in self._findings(request, account):
+            # Judged against what we know of CATS (no request inside the save); the button
+            # "Check CATS settings" reads CATS afresh. It warns, it never blocks the save.
+            for finding in services.cats_settings_lint(account=account):
                 if not finding.ok:
                     self.message_user(request, f"{finding.message} {finding.fix}", messages.WARNING)
 
     def _findings(self, request, account) -> list[services.Finding]:
-        try:
-            return services.cats_settings_check(account=account)
-        except (CatsError, crypto.KeyDecryptionError) as exc:
-            return [services.Finding(False, f"CATS could not be checked: {exc}", "Try again.")]
+        return services.cats_settings_check(account=account)
 
     def get_urls(self):
         from django.urls import path
@@ -405,13 +416,12 @@ class CatsAccountAdmin(TeamScopedAdmin):
     def refresh_from_cats(self, request, queryset):
         for account in queryset.select_related("site", "membership__user", "membership__team"):
             try:
-                jobs = services.jobs_refresh(account=account)
-                fields = services.custom_fields_refresh(account=account)
-                statuses = services.workflows_refresh(account=account)
+                services.require_connected(account)
+                counts = services.metadata_refresh(account=account)
             except ValidationError as exc:
                 self.message_user(request, f"{account}: {' '.join(exc.messages)}", messages.ERROR)
                 continue
-            except (CatsError, BudgetExhausted, crypto.KeyDecryptionError) as exc:
+            except CatsSyncError as exc:
                 self.message_user(
                     request,
                     f"{account}: CATS could not be read ({exc}). Try again in a minute.",
@@ -420,8 +430,8 @@ class CatsAccountAdmin(TeamScopedAdmin):
                 continue
             self.message_user(
                 request,
-                f"{account}: {jobs} job order(s), {fields} custom field(s) and "
-                f"{statuses} workflow status(es) refreshed from CATS.",
+                f"{account}: {counts['jobs']} job order(s), {counts['fields']} custom field(s) "
+                f"and {counts['statuses']} workflow status(es) refreshed from CATS.",
                 messages.SUCCESS,
             )
 
@@ -498,7 +508,7 @@ class CatsAccountAdmin(TeamScopedAdmin):
             "groups": sorted(groups.items()),
             "will_update": sum(line.will_update for line in lines or []),
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            "note_other_site": services.CLONE_NOTE_OTHER_SITE,
+            "note_other_site": cats_messages.CLONE_NOTE_OTHER_SITE,
         }
         return TemplateResponse(request, "admin/cats_sync/clone.html", context)
 
@@ -539,7 +549,7 @@ if not any(header == "exists_in_cats" for header, _ in ContactExportResource.ext
     ContactExportResource.extra_columns.append(("cats_error", export_cats_error))
 
 
-class InCatsFilter(admin.SimpleListFilter):
+class InCatsFilter(ChoiceListFilter):
     title = "in CATS already"
     parameter_name = "in_cats"
 
@@ -557,7 +567,7 @@ class InCatsFilter(admin.SimpleListFilter):
 ERROR_CHOICES = [(code, label) for code, label in EnrollmentSync.Error.choices if code]
 
 
-class ContactCatsErrorFilter(admin.SimpleListFilter):
+class ContactCatsErrorFilter(ChoiceListFilter):
     title = "CATS error"
     parameter_name = "cats_error"
 
@@ -614,7 +624,7 @@ class CatsContactAdmin(core_admin.ContactAdmin):
 # --- Enrollments: CATS state, resync, retry ----------------------------------------------------
 
 
-class SyncStateFilter(admin.SimpleListFilter):
+class SyncStateFilter(ChoiceListFilter):
     title = "CATS sync"
     parameter_name = "cats_state"
 
@@ -639,17 +649,28 @@ class SyncStateFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ResyncRunFilter(admin.SimpleListFilter):
+def _runs_visible_to(request) -> QuerySet:
+    """The resync runs whose rows `ResyncRunAdmin` lists to this user: a run has no owning
+    member, so members see the runs they started, owners and managers their teams' runs."""
+    scope = scope_for(request)
+    runs = ResyncRun.objects.all()
+    if scope.is_superuser:
+        return runs
+    return runs.filter(
+        Q(team_id__in=scope.managed_team_ids)
+        | Q(team_id__in=scope.team_ids, started_by=request.user)
+    )
+
+
+class ResyncRunFilter(ChoiceListFilter):
     title = "resync run"
     parameter_name = "cats_run"
 
     def lookups(self, request, model_admin):
-        scope = scope_for(request)
-        runs = ResyncRun.objects.all()
-        if not scope.is_superuser:
-            runs = runs.filter(team_id__in=scope.team_ids)
+        runs = _runs_visible_to(request)
         choices = [(str(r.pk), str(r)) for r in runs[:10]]
-        value = self.value()
+        # An older run reached by its link ("failed rows of this run") is offered too.
+        value = self.used_parameters.get(self.parameter_name)
         if value and value.isdigit() and all(pk != value for pk, _ in choices):
             run = runs.filter(pk=value).first()
             if run:
@@ -658,7 +679,7 @@ class ResyncRunFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        if value and value.isdigit():
+        if value:
             tasks = SyncTask.objects.filter(run_id=value)
             return queryset.filter(pk__in=tasks.values("enrollment_id"))
         return queryset
@@ -743,7 +764,6 @@ class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
         progress = services.resync_progress(run=run)
-        run.refresh_from_db()
         failed_url = (
             reverse("admin:interseller_enrollment_changelist")
             + f"?cats_run={run.pk}&cats_state=error"
@@ -753,6 +773,7 @@ class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
             "running": run.state == ResyncRun.State.RUNNING,
             "percent": int(100 * progress.done / progress.total) if progress.total else 100,
             "failed_url": failed_url,
+            "retry_bound": services.retry_bound_text(),
             "now": timezone.now(),
             **(extra_context or {}),
         }

@@ -1,28 +1,56 @@
-"""One request budget per CATS site, shared by every worker and teammate on that site.
+"""The gate every request to a CATS site passes: its request budget, CATS' own 429 block, and
+the outage back-off. Shared by every worker and teammate on the site, through its row.
 
-CATS allows about 500 requests an hour per account on a rolling window. We log each request
-we send and count the window ourselves; CATS' X-Rate-Limit-Remaining header, when lower (the
-key is used elsewhere too), wins. Live syncs may spend the whole budget; bulk backfill stops
-short of a reserve so contacts being messaged right now are never starved.
+Budget. CATS allows about 500 requests an hour per account on a rolling window. We log each
+request we send and count the window ourselves; CATS' X-Rate-Limit-Remaining, when lower (the
+key is used elsewhere too), wins while it is fresh. Live work may spend the whole budget; bulk
+work stops short of a reserve so contacts being messaged right now are never starved. A 429
+blocks the site for exactly its Retry-After; its (zero) remaining count is not learned, the
+next successful answer tells the truth.
+
+Outage. A failure (5xx, timeout, no connection) counts against the site, a success clears the
+count. After OUTAGE_AFTER failures in a row nothing more is sent but one probe at a time, each
+after a back-off that doubles (with jitter) up to CATS_OUTAGE_BACKOFF_CAP seconds; the probe
+that gets an answer ends the outage and wakes the site's waiting work at once. Requests that
+provably did nothing (no connection, 503) are not charged to the budget.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import messages
+from .errors import BudgetSpent, RateLimited, SiteOutage
 from .models import CatsRequest, CatsSite
 
 BULK_RESERVE_FRACTION = 0.2
+# CATS' remaining count describes the moment it was sent; older than this, our own log wins.
+HEADER_TRUST_SECONDS = 60
+# Failures in a row that make an outage; fewer are the task's own bad luck, retried.
+OUTAGE_AFTER = 3
 
 
-class BudgetExhausted(Exception):
-    def __init__(self, until: datetime):
-        super().__init__(f"CATS request budget spent until {until:%H:%M:%S}")
-        self.until = until
+def outage_backoff_base() -> float:
+    return float(getattr(settings, "CATS_OUTAGE_BACKOFF_BASE", 5))
+
+
+def outage_backoff_cap() -> float:
+    return float(getattr(settings, "CATS_OUTAGE_BACKOFF_CAP", 60))
+
+
+def probe_lease() -> timedelta:
+    """How long one probe may be in flight before another worker may probe instead."""
+    return timedelta(seconds=settings.CATS_CONNECT_TIMEOUT + settings.CATS_READ_TIMEOUT + 5)
+
+
+# Kept for callers that name the budget's wait.
+BudgetExhausted = BudgetSpent
 
 
 @dataclass(frozen=True)
@@ -41,10 +69,10 @@ def _remaining(site: CatsSite, now: datetime) -> tuple[int, int, datetime]:
     window_start = now - timedelta(seconds=site.rate_window_seconds)
     used = CatsRequest.objects.filter(site=site, at__gt=window_start).count()
     remaining = site.rate_limit - used
-    if site.header_remaining is not None and site.header_seen_at:
-        if site.header_seen_at > window_start:
-            since = CatsRequest.objects.filter(site=site, at__gt=site.header_seen_at).count()
-            remaining = min(remaining, site.header_remaining - since)
+    fresh = now - timedelta(seconds=HEADER_TRUST_SECONDS)
+    if site.header_remaining is not None and site.header_seen_at and site.header_seen_at > fresh:
+        since = CatsRequest.objects.filter(site=site, at__gt=site.header_seen_at).count()
+        remaining = min(remaining, site.header_remaining - since)
     return used, remaining, window_start
 
 
@@ -53,40 +81,96 @@ def budget_view(site: CatsSite) -> BudgetView:
     return BudgetView(site.rate_limit, used, max(remaining, 0), site.rate_window_seconds)
 
 
-def budget_take(*, site_id: int, bulk: bool = False) -> None:
-    """Spend one request, or raise BudgetExhausted with the time to come back."""
+def budget_take(*, site_id: int, bulk: bool = False) -> int:
+    """Let one request through to the site, or raise a Wait saying when to come back.
+
+    Returns the id of the logged request (see `budget_refund`).
+    """
     now = timezone.now()
     with transaction.atomic():
         site = CatsSite.objects.select_for_update().get(pk=site_id)
         if site.blocked_until and site.blocked_until > now:
-            raise BudgetExhausted(site.blocked_until)
+            raise RateLimited(
+                messages.WAIT_RATE.format(at=timezone.localtime(site.blocked_until)),
+                until=site.blocked_until,
+            )
+        if site.outage_failures >= OUTAGE_AFTER:
+            if site.outage_until and site.outage_until > now:
+                raise SiteOutage(
+                    messages.WAIT_OUTAGE.format(at=timezone.localtime(site.outage_until)),
+                    until=site.outage_until,
+                )
+            if site.outage_probe_at and site.outage_probe_at > now - probe_lease():
+                until = site.outage_probe_at + probe_lease()
+                raise SiteOutage(
+                    messages.WAIT_OUTAGE.format(at=timezone.localtime(until)), until=until
+                )
+            # This request is the probe: nobody else sends until it is answered.
+            CatsSite.objects.filter(pk=site.pk).update(outage_probe_at=now)
         used, remaining, window_start = _remaining(site, now)
         reserve = int(site.rate_limit * BULK_RESERVE_FRACTION) if bulk else 0
         if remaining - reserve <= 0:
-            # The window frees a slot when its oldest request ages out.
-            oldest = (
-                CatsRequest.objects.filter(site=site, at__gt=window_start)
-                .order_by("at")
-                .values_list("at", flat=True)
-                .first()
+            until = _slot_frees_at(site, window_start, now, needed=reserve - remaining + 1)
+            raise BudgetSpent(
+                messages.WAIT_BUDGET.format(at=timezone.localtime(until)), until=until
             )
-            until = (oldest or now) + timedelta(seconds=site.rate_window_seconds)
-            if until <= now:
-                until = now + timedelta(seconds=5)
-            raise BudgetExhausted(until)
-        CatsRequest.objects.create(site=site, at=now)
+        return CatsRequest.objects.create(site=site, at=now).pk
 
 
-def budget_observe(*, site_id: int, limit: int | None, remaining: int | None) -> None:
-    """Fold CATS' own count into ours after a response."""
+def _slot_frees_at(
+    site: CatsSite, window_start: datetime, now: datetime, *, needed: int
+) -> datetime:
+    """When the rolling window has aged out enough requests to let `needed` more through."""
+    ages = (
+        CatsRequest.objects.filter(site=site, at__gt=window_start)
+        .order_by("at")
+        .values_list("at", flat=True)[max(needed - 1, 0) : max(needed, 1)]
+    )
+    oldest = next(iter(ages), None)
+    until = (oldest or now) + timedelta(seconds=site.rate_window_seconds)
+    return until if until > now else now + timedelta(seconds=1)
+
+
+def budget_refund(*, request_id: int) -> None:
+    """The request provably never reached CATS: it does not count."""
+    CatsRequest.objects.filter(pk=request_id).delete()
+
+
+def site_answered(*, site_id: int, status: int, limit: int | None, remaining: int | None) -> bool:
+    """CATS answered (any HTTP answer but a 5xx). Learns the headers and ends an outage.
+
+    Returns True when this answer ended an outage (the caller wakes the site's work).
+    """
     updates: dict = {}
-    if limit:
-        updates["rate_limit"] = limit
-    if remaining is not None:
-        updates["header_remaining"] = remaining
-        updates["header_seen_at"] = timezone.now()
-    if updates:
+    if status != 429:
+        if limit:
+            updates["rate_limit"] = limit
+        if remaining is not None:
+            updates["header_remaining"] = remaining
+            updates["header_seen_at"] = timezone.now()
+    ended = bool(
+        CatsSite.objects.filter(pk=site_id, outage_failures__gt=0).update(
+            outage_failures=0, outage_until=None, outage_probe_at=None, **updates
+        )
+    )
+    if not ended and updates:
         CatsSite.objects.filter(pk=site_id).update(**updates)
+    return ended
+
+
+def site_failed(*, site_id: int) -> bool:
+    """CATS failed to answer. Returns True when the site is (now) in an outage."""
+    with transaction.atomic():
+        site = CatsSite.objects.select_for_update().get(pk=site_id)
+        failures = site.outage_failures + 1
+        updates: dict = {"outage_failures": failures, "outage_probe_at": None}
+        if failures >= OUTAGE_AFTER:
+            step = failures - OUTAGE_AFTER
+            delay = min(outage_backoff_base() * 2**step, outage_backoff_cap())
+            delay *= 0.5 + random.random() / 2  # workers of other sites must not stampede
+            updates["outage_until"] = timezone.now() + timedelta(seconds=delay)
+        CatsSite.objects.filter(pk=site_id).update(**updates)
+    return failures >= OUTAGE_AFTER
 
 
 def budget_block(*, site_id: int, seconds: int) -> datetime:

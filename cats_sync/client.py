@@ -1,14 +1,14 @@
 """CATS REST API v3 client.
 
-Written against /work/shared/spec/cats-api-v3.md. Where the spec marks CATS behaviour as a
-guess, the client accepts every plausible answer instead of the guessed one only.
+Written against docs/cats-api-v3.md. Where the notes mark CATS behaviour as a guess, the
+client accepts every plausible answer instead of the guessed one only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -16,22 +16,23 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from .errors import CatsSyncError, RateLimited
+
 PER_PAGE = 100
-# 25 emails -> up to 100 filter terms (primary/secondary x original/lower-case): a body of a
-# few KB, and 4 searches per 100 contacts.
+# 25 emails -> 50 filter terms (primary and secondary address): a body of a few KB, and 4
+# searches per 100 contacts.
 EMAIL_CHUNK = 25
 DEFAULT_RETRY_AFTER = 60
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 
-class CatsError(Exception):
+class CatsError(CatsSyncError):
     """Any failure talking to CATS. `permanent` failures need a person; others can be retried."""
 
     permanent = True
 
     def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
+        CatsSyncError.__init__(self, message)
         self.status = status
         self.body = body
 
@@ -50,22 +51,61 @@ class CatsRejected(CatsError):
     permanent = True
 
 
-class CatsRateLimited(CatsError):
+class CatsRateLimited(CatsError, RateLimited):
+    """429: CATS' own rate limit. Also a Wait: nothing is wrong, come back at `until`."""
+
     permanent = False
 
     def __init__(self, message: str, *, retry_after: int, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
+        CatsError.__init__(self, message, **kwargs)
         self.retry_after = retry_after
+        self.until = datetime.now(UTC) + timedelta(seconds=max(retry_after, 1))
 
 
 class CatsUnavailable(CatsError):
-    """5xx, timeouts, connection failures. For a write, the change may or may not have landed."""
+    """5xx, timeouts, connection failures. For a write, the change may or may not have landed.
+
+    `never_reached`: the request provably did nothing (no connection, or 503), so it need not
+    count against the request budget.
+    """
 
     permanent = False
 
-    def __init__(self, message: str, *, write_may_have_happened: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        message: str,
+        *,
+        write_may_have_happened: bool = False,
+        never_reached: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(message, **kwargs)
         self.write_may_have_happened = write_may_have_happened
+        self.never_reached = never_reached
+
+
+class RequestGate:
+    """Where the sync watches every request: `before` may raise a `Wait` to stop it (the
+    request budget, an outage back-off); `answered` and `failed` report how it went.
+
+    This default lets everything through; the sync passes one bound to a CATS site.
+    """
+
+    def before(self) -> None:
+        pass
+
+    def answered(
+        self,
+        *,
+        status: int,
+        limit: int | None,
+        remaining: int | None,
+        retry_after: int | None = None,
+    ) -> None:
+        pass
+
+    def failed(self, error: CatsUnavailable) -> None:
+        pass
 
 
 def _retry_after_seconds(value: str | None) -> int:
@@ -117,11 +157,9 @@ class CatsClient:
         max_retries: int = 2,
         session: requests.Session | None = None,
         retry_backoff: float = 0.25,
-        before_request: Callable[[], None] | None = None,
-        after_response: Callable[[CatsClient], None] | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
-        """`before_request` runs before every HTTP request and may raise to stop it (the sync
-        spends its request budget there); `after_response` sees the rate-limit headers."""
+        """`gate` sees every HTTP request before it is sent and how it ended (see RequestGate)."""
         if base_url is None:
             from django.conf import settings
 
@@ -141,8 +179,7 @@ class CatsClient:
         self.rate_limit_limit: int | None = None
         self.rate_limit_remaining: int | None = None
         self.requests_made = 0
-        self.before_request = before_request
-        self.after_response = after_response
+        self.gate = gate or RequestGate()
         self._workflow_statuses_cache: dict[int, list[dict]] = {}
 
     # ------------------------------------------------------------------ transport
@@ -185,31 +222,50 @@ class CatsClient:
         self, method: str, url: str, *, params: dict[str, Any] | None, json: Any
     ) -> requests.Response:
         is_write = method not in {"GET", "HEAD"}
-        if self.before_request is not None:
-            self.before_request()
+        self.gate.before()
         self.requests_made += 1
         try:
             response = self.session.request(
                 method, url, params=params, json=json, timeout=self.timeout
             )
         except requests.exceptions.ConnectTimeout as exc:
-            raise CatsUnavailable(f"CATS connect timeout: {exc}") from exc
+            error = CatsUnavailable(f"CATS connect timeout: {exc}", never_reached=True)
+            self.gate.failed(error)
+            raise error from exc
         except requests.exceptions.Timeout as exc:
-            raise CatsUnavailable(
+            error = CatsUnavailable(
                 "CATS did not answer in time.", write_may_have_happened=is_write
-            ) from exc
+            )
+            self.gate.failed(error)
+            raise error from exc
         except requests.exceptions.ConnectionError as exc:
             never_connected = _is_connect_failure(exc)
-            raise CatsUnavailable(
+            error = CatsUnavailable(
                 f"Connection to CATS failed: {exc}",
                 write_may_have_happened=is_write and not never_connected,
-            ) from exc
+                never_reached=never_connected,
+            )
+            self.gate.failed(error)
+            raise error from exc
         self._note_rate_limit(response)
-        if self.after_response is not None:
-            self.after_response(self)
         if response.status_code < 400:
+            self.gate.answered(
+                status=response.status_code,
+                limit=self.rate_limit_limit,
+                remaining=self.rate_limit_remaining,
+            )
             return response
-        raise self._error_for(response, is_write=is_write)
+        error = self._error_for(response, is_write=is_write)
+        if isinstance(error, CatsUnavailable):
+            self.gate.failed(error)
+        else:
+            self.gate.answered(
+                status=response.status_code,
+                limit=self.rate_limit_limit,
+                remaining=self.rate_limit_remaining,
+                retry_after=getattr(error, "retry_after", None),
+            )
+        raise error
 
     def _note_rate_limit(self, response: requests.Response) -> None:
         limit = _int_header(response, "X-Rate-Limit-Limit")
@@ -239,7 +295,10 @@ class CatsClient:
         if status >= 500:
             # 503 means CATS turned the request away before handling it.
             return CatsUnavailable(
-                message, write_may_have_happened=is_write and status != 503, **kwargs
+                message,
+                write_may_have_happened=is_write and status != 503,
+                never_reached=status == 503,
+                **kwargs,
             )
         return CatsRejected(message, **kwargs)
 
@@ -316,48 +375,95 @@ class CatsClient:
     # ------------------------------------------------------------------ candidates
 
     # Reference: https://docs.catsone.com/api/v3/#candidates-search-candidates
-    def find_candidates_by_emails(self, emails: list[str]) -> dict[str, list[dict]]:
+    def find_candidates_by_emails(
+        self, emails: list[str], *, how: str = "filter"
+    ) -> dict[str, list[dict]]:
         """Candidates whose primary or secondary email equals one of `emails`, ignoring case.
 
-        Keys are the lower-cased emails asked for, each present even with no match. CATS'
-        case handling for `exactly` is undocumented, so each address is searched as given and
-        lower-cased, and rows are compared here, case-insensitively.
+        Keys are the lower-cased emails asked for, each present even with no match; rows are
+        compared here, case-insensitively, whatever CATS matched. How CATS compares case is
+        undocumented (docs/cats-api-v3.md), hence two ways:
+
+        - "filter": one `POST /candidates/search` per EMAIL_CHUNK emails, a `contains` term on
+          each address field (CATS' `contains`, unlike `exactly` on some accounts, finds any
+          case);
+        - "text": one free-text `GET /candidates/search?query=` per email, for an account
+          whose filters compare case (see `probe_email_search`).
         """
-        wanted: dict[str, list[str]] = {}
+        keys: list[str] = []
         for email in emails:
-            cleaned = (email or "").strip()
-            if not cleaned:
-                continue
-            forms = wanted.setdefault(cleaned.lower(), [])
-            for form in (cleaned, cleaned.lower()):
-                if form not in forms:
-                    forms.append(form)
-        found: dict[str, list[dict]] = {key: [] for key in wanted}
-        keys = list(wanted)
-        for start in range(0, len(keys), EMAIL_CHUNK):
-            chunk = keys[start : start + EMAIL_CHUNK]
-            terms = [
-                {"field": field, "filter": "exactly", "value": form}
-                for key in chunk
-                for form in wanted[key]
-                for field in ("emails.primary", "emails.secondary")
-            ]
-            rows = self.iter_list(
-                "/candidates/search",
-                method="POST",
-                json={"or": terms},
-                idempotent=True,  # a search changes nothing, so retrying it is safe
-                embedded="candidates",
-            )
+            key = (email or "").strip().lower()
+            if key and key not in keys:
+                keys.append(key)
+        found: dict[str, list[dict]] = {key: [] for key in keys}
+
+        def collect(rows) -> None:
             for row in rows:
                 for address in _candidate_emails(row):
                     key = address.lower()
                     if key in found and all(c.get("id") != row.get("id") for c in found[key]):
                         found[key].append(row)
+
+        if how == "text":
+            for key in keys:
+                collect(
+                    self.iter_list(
+                        "/candidates/search", params={"query": key}, embedded="candidates"
+                    )
+                )
+            return found
+        for start in range(0, len(keys), EMAIL_CHUNK):
+            chunk = keys[start : start + EMAIL_CHUNK]
+            terms = [
+                {"field": field, "filter": "contains", "value": key}
+                for key in chunk
+                for field in ("emails.primary", "emails.secondary")
+            ]
+            collect(
+                self.iter_list(
+                    "/candidates/search",
+                    method="POST",
+                    json={"or": terms},
+                    idempotent=True,  # a search changes nothing, so retrying it is safe
+                    embedded="candidates",
+                )
+            )
         return found
 
-    def find_candidates_by_email(self, email: str) -> list[dict]:
-        return self.find_candidates_by_emails([email]).get((email or "").strip().lower(), [])
+    def find_candidates_by_email(self, email: str, *, how: str = "filter") -> list[dict]:
+        return self.find_candidates_by_emails([email], how=how).get(
+            (email or "").strip().lower(), []
+        )
+
+    def probe_email_search(self) -> str | None:
+        """Find out how this account's search compares case: "filter" when a `contains`
+        filter finds an existing candidate's email written in other case, "text" when it
+        does not, None when no candidate on the first page has an email with letters (ask
+        again later). Two requests at most.
+        """
+        body = self._json("GET", "/candidates", params={"per_page": 25})
+        rows = _embedded_rows(body, "candidates") if isinstance(body, dict) else []
+        for row in rows:
+            emails = row.get("emails") if isinstance(row.get("emails"), dict) else {}
+            for field in ("primary", "secondary"):
+                address = emails.get(field)
+                if not isinstance(address, str) or address.swapcase() == address:
+                    continue
+                term = {
+                    "field": f"emails.{field}",
+                    "filter": "contains",
+                    "value": address.swapcase(),
+                }
+                answer = self._json(
+                    "POST",
+                    "/candidates/search",
+                    json=term,
+                    params={"per_page": 100},
+                    idempotent=True,
+                )
+                hits = _embedded_rows(answer, "candidates") if isinstance(answer, dict) else []
+                return "filter" if any(r.get("id") == row.get("id") for r in hits) else "text"
+        return None
 
     # Reference: https://docs.catsone.com/api/v3/#candidates-create-a-candidate
     def create_candidate(

@@ -11,14 +11,16 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .errors import KeyUnreadable
+
 MSG_UNDECRYPTABLE = (
     "The stored CATS API key cannot be decrypted with CATS_ENCRYPTION_KEYS. "
     "Restore the key it was encrypted with, or reconnect CATS."
 )
 
 
-class KeyDecryptionError(Exception):
-    pass
+class KeyDecryptionError(KeyUnreadable):
+    """No key of CATS_ENCRYPTION_KEYS opens the stored token."""
 
 
 def _fernet() -> MultiFernet:

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from interseller.admin_base import TeamConsistentForm
 from interseller.models import Membership
 
-from . import crypto, services
+from . import crypto, messages, services
 from .models import CatsAccount, CatsCustomField, CatsJob, FieldMapping, SequenceSync
 
 NO_JOB = ("", "— none —")
@@ -36,7 +36,8 @@ def job_field(*, label: str, help_text: str = "") -> forms.TypedChoiceField:
 
 
 class CatsAccountForm(TeamConsistentForm):
-    """Connection and settings. A new key or subdomain is checked with CATS in `clean`."""
+    """Connection and settings. A new key or subdomain is checked with CATS in `clean` (a
+    read); the connection is saved by the admin's save_model, once the whole page is valid."""
 
     api_key = forms.CharField(
         label="API key",
@@ -71,7 +72,8 @@ class CatsAccountForm(TeamConsistentForm):
         self.fields["default_job_id"].choices = job_choices(
             self.instance.site_id, self.instance.default_job_id
         )
-        self.connected_now = False
+        # What CATS said about a new key or subdomain; save_model connects with it.
+        self.checked: services.CheckedKey | None = None
 
     def _membership(self) -> Membership | None:
         if self.instance.pk:
@@ -87,6 +89,8 @@ class CatsAccountForm(TeamConsistentForm):
         api_key = cleaned.get("api_key") or ""
         subdomain_changed = subdomain.lower() != (self.instance.subdomain or "").lower()
         if not api_key and not (subdomain_changed and self.instance.pk and subdomain):
+            if not self.instance.pk:
+                self.add_error("api_key", messages.MSG_KEY_REQUIRED)
             return cleaned
         if not api_key:
             # A new subdomain with the stored key: CATS still has to confirm they match.
@@ -95,19 +99,14 @@ class CatsAccountForm(TeamConsistentForm):
             except crypto.KeyDecryptionError:
                 api_key = ""
             if not api_key:
-                self.add_error("api_key", services.MSG_KEY_REQUIRED)
+                self.add_error("api_key", messages.MSG_KEY_REQUIRED)
                 return cleaned
         try:
-            account = services.cats_connect(
-                membership=membership, subdomain=subdomain, api_key=api_key
-            )
+            self.checked = services.cats_connect_check(subdomain=subdomain, api_key=api_key)
         except ValidationError as exc:
             self.add_error(None, exc)
             return cleaned
-        # The saved row is now the connected one; settings from this form go on top of it.
-        self.instance = account
-        cleaned["subdomain"] = account.subdomain
-        self.connected_now = True
+        cleaned["subdomain"] = self.checked.subdomain
         return cleaned
 
 
@@ -167,6 +166,12 @@ class SequenceSyncForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["job_id"].choices = job_choices(self.site_id, self.instance.job_id)
+
+    def save(self, commit=True):
+        if self.has_changed():
+            # Someone looked at the section and chose: the notice has been read.
+            self.instance.notice = ""
+        return super().save(commit)
 
 
 class TeammateChoiceField(forms.ModelMultipleChoiceField):

@@ -20,6 +20,22 @@ class CatsSite(models.Model):
     header_remaining = models.IntegerField(null=True, blank=True)
     header_seen_at = models.DateTimeField(null=True, blank=True)
     blocked_until = models.DateTimeField(null=True, blank=True)
+
+    class EmailSearch(models.TextChoices):
+        UNKNOWN = "", "Not probed yet"
+        FILTER = "filter", "Search filters find any case"
+        TEXT = "text", "Filters compare case: free-text search per email"
+
+    # How this account's search compares the case of emails (undocumented; probed once).
+    email_search = models.CharField(
+        max_length=8, choices=EmailSearch.choices, default="", blank=True
+    )
+    email_search_probed_at = models.DateTimeField(null=True, blank=True)
+    # CATS failed on this site: nothing is sent before `outage_until` but one probe, claimed
+    # at `outage_probe_at`; each failure in a row doubles the wait (see gate.py).
+    outage_failures = models.PositiveIntegerField(default=0)
+    outage_until = models.DateTimeField(null=True, blank=True)
+    outage_probe_at = models.DateTimeField(null=True, blank=True)
     jobs_refreshed_at = models.DateTimeField(null=True, blank=True)
     workflows_refreshed_at = models.DateTimeField(null=True, blank=True)
     fields_refreshed_at = models.DateTimeField(null=True, blank=True)
@@ -221,6 +237,8 @@ class SequenceSync(models.Model):
     job_id = models.BigIntegerField(
         "job order", null=True, blank=True, help_text="Overrides the owner's default job order."
     )
+    # Said on the Syncing section until someone saves it again (e.g. why a job was cleared).
+    notice = models.CharField(max_length=300, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -237,11 +255,17 @@ class CandidateLink(models.Model):
     site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="candidates")
     email = models.EmailField(max_length=254)
     candidate_id = models.BigIntegerField(null=True, blank=True)
-    # Set while a create is in flight; a claim left behind means the answer may have been
-    # lost, so whoever takes it over looks the email up in CATS before creating anything.
+    # Held by the one worker allowed to create this email's candidate.
     claimed_by = models.CharField(max_length=40, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # A create was sent and no answer came back: it may land later. The next attempt waits a
+    # settle window, looks the email up, and creates only with CATS' duplicate check on.
+    create_sent_at = models.DateTimeField(null=True, blank=True)
     created_by_us = models.BooleanField(default=False)
+    # The team whose contact made us create it: for that team it never "exists in CATS".
+    created_for_team = models.ForeignKey(
+        "interseller.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -263,14 +287,15 @@ class EnrollmentSync(models.Model):
     class Error(models.TextChoices):
         NONE = "", "No error"
         EXISTS_IN_CATS = "exists_in_cats", "Exists in CATS"
-        AUTH = "auth", "CATS rejected the API key"
-        JOB_MISSING = "job_missing", "Job order no longer exists"
-        RATE_LIMITED = "rate_limited", "CATS is rate limiting"
-        UNAVAILABLE = "unavailable", "CATS is unavailable"
-        REJECTED = "rejected", "CATS rejected the data"
-        NOT_CONNECTED = "not_connected", "Not connected to CATS"
+        AUTH = "auth", "Key refused by CATS: reconnect"
+        KEY_UNREADABLE = "key_unreadable", "Stored key unreadable"
+        NOT_CONNECTED = "not_connected", "No CATS connection"
+        JOB_MISSING = "job_missing", "Job order missing in CATS"
+        REJECTED = "rejected", "Refused by CATS"
         STATUS_MISSING = "status_missing", "Status missing in CATS"
         FIELD = "field", "Custom field error"
+        UNAVAILABLE = "unavailable", "CATS kept failing"
+        UNEXPECTED = "unexpected", "Unexpected error"
 
     enrollment = models.OneToOneField(
         Enrollment, on_delete=models.CASCADE, related_name="cats_sync"
@@ -293,6 +318,8 @@ class EnrollmentSync(models.Model):
     # Last values sent to mapped custom fields, so unchanged ones spend no request.
     field_values_sent = models.JSONField(default=dict, blank=True)
     exists_in_cats = models.BooleanField(default=False)
+    # The headline of the open SyncIssue rows, kept by services.issues for cheap list pages:
+    # the newest issue that stops the sync, else "Exists in CATS".
     error_code = models.CharField(max_length=20, choices=Error.choices, default="", blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     error_at = models.DateTimeField(null=True, blank=True)
@@ -310,6 +337,52 @@ class EnrollmentSync(models.Model):
 
     def __str__(self) -> str:
         return f"CATS sync of enrollment {self.enrollment_id}"
+
+
+class SyncIssue(models.Model):
+    """An integration error of one contact-in-a-sequence, for one step of the sync.
+
+    It stays until that step succeeds (or the cause is gone), and Retry re-runs the step. One
+    row per step and key, so a refused status and a missing custom field are both shown.
+    """
+
+    class Step(models.TextChoices):
+        CONNECTION = "connection", "CATS connection"
+        CANDIDATE = "candidate", "Candidate"
+        JOB = "job", "Job order"
+        ACTIVITY = "activity", "Email activity"
+        STATUS = "status", "Pipeline status"
+        FIELD = "field", "Custom field"
+        DEDUP = "dedup", "Deduplication"
+        OTHER = "other", "Sync"
+
+    enrollment_sync = models.ForeignKey(
+        EnrollmentSync, on_delete=models.CASCADE, related_name="issues"
+    )
+    step = models.CharField(max_length=16, choices=Step.choices)
+    # Tells apart issues of one step: the status title, the mapped value.
+    key = models.CharField(max_length=64, blank=True)
+    code = models.CharField(max_length=20, choices=EnrollmentSync.Error.choices)
+    message = models.CharField(max_length=500)
+    # "Exists in CATS" is a warning: the contact still syncs.
+    blocking = models.BooleanField(default=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment_sync", "step", "key"], name="syncissue_sync_step_key_unique"
+            ),
+        ]
+        indexes = [
+            # The "CATS error" filters and the health page's counts by kind.
+            models.Index(fields=["code", "enrollment_sync"], name="syncissue_code_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ActivityLink(models.Model):
@@ -371,6 +444,20 @@ class SyncTask(models.Model):
         LIVE = 0, "Live"
         BULK = 10, "Bulk backfill"
 
+    class Outcome(models.TextChoices):
+        NONE = "", "—"
+        CREATED = "created", "Candidate created"
+        LINKED = "linked", "Linked to an existing candidate"
+        SKIPPED = "skipped", "Already synced"
+        EXISTS = "exists", "Exists in CATS"
+        ABSENT = "absent", "Not in CATS"
+        DONE = "done", "Done"
+        DEFERRED = "deferred", "Waits for the contact's sync"
+        SUPERSEDED = "superseded", "Replaced by newer work"
+
+    # States in which a task still has work to do (the constraint below spells them out).
+    OPEN_STATES = ("pending", "running", "paused")
+
     kind = models.CharField(max_length=8, choices=Kind.choices)
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="+")
     event = models.ForeignKey(
@@ -386,9 +473,16 @@ class SyncTask(models.Model):
     priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.LIVE)
     attempts = models.PositiveIntegerField(default=0)
     not_before = models.DateTimeField()
+    # Set when a worker claims the task and refreshed before each request it sends (a
+    # heartbeat): a running task whose heartbeat is older than the lease lost its worker.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Which claim is running it: a worker whose task was taken over cannot overwrite it.
+    claim_token = models.CharField(max_length=32, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
-    outcome = models.CharField(max_length=16, blank=True)  # created / linked / skipped / …
+    # What a pending task waits for (errors.Wait.code, or "retry" after a failure), so the
+    # end of an outage wakes exactly the work that waited for it.
+    waiting_on = models.CharField(max_length=16, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

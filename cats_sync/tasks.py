@@ -6,37 +6,31 @@ import logging
 from datetime import timedelta
 
 from django.utils import timezone
-from django_q.tasks import async_task
 
-from . import sync
+from . import crypto, queue
 from .budget import budget_prune
-from .models import SyncTask
+from .engine import running_lease, tasks_execute
+from .models import CatsAccount, ResyncRun, SyncTask
 
 log = logging.getLogger(__name__)
 
-BATCH = 25  # one batched email lookup covers a batch
+BATCH = queue.BATCH
 DONE_RETENTION = timedelta(days=30)
 
 
-def enqueue_tasks(task_ids: list[int]) -> None:
-    """Hand ids to the queue in batches. Losing this message loses nothing: the sweeper
-    finds the rows. Live work is enqueued one task per message so it starts at once."""
-    for start in range(0, len(task_ids), BATCH):
-        chunk = task_ids[start : start + BATCH]
-        async_task("cats_sync.tasks.run_sync_tasks", chunk, group="cats-sync")
-
-
 def run_sync_tasks(task_ids: list[int]) -> dict[str, int]:
-    return sync.tasks_execute(task_ids=task_ids)
+    return tasks_execute(task_ids=task_ids)
 
 
 def sweep(limit: int = 500) -> int:
-    """Scheduled every minute: recover work from dead workers and enqueue whatever is due."""
+    """Scheduled every minute: recover work of dead workers, resume what can resume, enqueue
+    whatever is due, close finished runs, and forget old history."""
     now = timezone.now()
-    # A task claimed longer ago than any run may take belonged to a worker that died.
+    # A running task whose heartbeat stopped belonged to a worker that died.
     SyncTask.objects.filter(
-        state=SyncTask.State.RUNNING, claimed_at__lt=now - sync.RUNNING_LEASE
-    ).update(state=SyncTask.State.PENDING, claimed_at=None, not_before=now)
+        state=SyncTask.State.RUNNING, claimed_at__lt=now - running_lease()
+    ).update(state=SyncTask.State.PENDING, claimed_at=None, claim_token="", not_before=now)
+    _resume_readable_keys()
     due = list(
         SyncTask.objects.filter(state=SyncTask.State.PENDING, not_before__lte=now)
         .order_by("priority", "not_before")
@@ -46,13 +40,38 @@ def sweep(limit: int = 500) -> int:
     for task_id, account_id in due:
         by_account.setdefault(account_id, []).append(task_id)
     for ids in by_account.values():
-        enqueue_tasks(ids)
+        queue.enqueue(ids)
+    _close_finished_runs()
     budget_prune()
     # Finished live work is history nobody reads after a while; runs keep theirs for progress.
     SyncTask.objects.filter(
         state=SyncTask.State.DONE, run=None, updated_at__lt=now - DONE_RETENTION
     ).delete()
     return len(due)
+
+
+def _resume_readable_keys() -> None:
+    """Work paused because the stored key could not be decrypted resumes once it can (the
+    right CATS_ENCRYPTION_KEYS restored), without anyone reconnecting."""
+    accounts = CatsAccount.objects.filter(
+        status=CatsAccount.Status.CONNECTED, tasks__state=SyncTask.State.PAUSED
+    ).distinct()
+    for account in accounts:
+        try:
+            crypto.decrypt(account.api_key_encrypted)
+        except crypto.KeyDecryptionError:
+            continue
+        resumed = queue.tasks_resume(account=account)
+        log.info("Resumed %s CATS task(s) of %s: its key reads again", resumed, account)
+
+
+def _close_finished_runs() -> None:
+    from .services.resync import resync_run_close_if_done
+
+    for run_id in ResyncRun.objects.filter(state=ResyncRun.State.RUNNING).values_list(
+        "id", flat=True
+    ):
+        resync_run_close_if_done(run_id=run_id)
 
 
 def drain(max_rounds: int = 1000) -> int:
@@ -67,6 +86,6 @@ def drain(max_rounds: int = 1000) -> int:
         )
         if not due:
             break
-        sync.tasks_execute(task_ids=due)
+        tasks_execute(task_ids=due)
         ran += len(due)
     return ran

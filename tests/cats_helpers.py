@@ -14,7 +14,7 @@ from .factories import ContactFactory
 def connect(membership, site, **settings_) -> CatsAccount:
     account = cats.cats_connect(
         membership=membership, subdomain=site.subdomain, api_key=site.api_key
-    )
+    ).account
     for name, value in settings_.items():
         setattr(account, name, value)
     account.save()

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cats_sync import crypto
+from cats_sync import messages as msg
 from cats_sync import services as cats
 from cats_sync.models import (
     CatsAccount,
@@ -27,10 +28,16 @@ from cats_sync.models import (
 )
 from cats_sync.tasks import drain
 from interseller import services
-from interseller.models import Contact, Enrollment, Membership
+from interseller.models import Contact, EmailEvent, Enrollment, Membership
 from interseller.resources import ContactExportResource
 
-from .factories import ContactFactory, GroupFactory, MembershipFactory, SequenceFactory
+from .factories import (
+    ContactFactory,
+    GroupFactory,
+    MembershipFactory,
+    SequenceFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +115,7 @@ def admin_connect(client, membership, *, subdomain: str, api_key: str):
 def connected(membership, site, **fields) -> CatsAccount:
     account = cats.cats_connect(
         membership=membership, subdomain=site.subdomain, api_key=site.api_key
-    )
+    ).account
     for name, value in fields.items():
         setattr(account, name, value)
     account.save()
@@ -168,7 +175,7 @@ def test_connect_refuses_a_wrong_key(team_a, site, login):
     client = login(team_a.member)
     response = admin_connect(client, team_a.member, subdomain=site.subdomain, api_key="nope-123")
     assert response.status_code == 200
-    assert cats.MSG_KEY_REJECTED in form_errors(response)
+    assert msg.MSG_KEY_REJECTED in form_errors(response)
     assert not CatsAccount.objects.filter(membership=team_a.member, status="connected").exists()
 
 
@@ -176,7 +183,7 @@ def test_connect_refuses_a_key_of_another_subdomain(team_a, site, login):
     client = login(team_a.member)
     response = admin_connect(client, team_a.member, subdomain="elsewhere", api_key=site.api_key)
     assert response.status_code == 200
-    expected = cats.MSG_SUBDOMAIN_MISMATCH.format(actual=site.subdomain, entered="elsewhere")
+    expected = msg.MSG_SUBDOMAIN_MISMATCH.format(actual=site.subdomain, entered="elsewhere")
     assert expected in form_errors(response)
 
 
@@ -184,7 +191,7 @@ def test_connect_refuses_a_subdomain_with_invalid_characters(team_a, site, login
     client = login(team_a.member)
     response = admin_connect(client, team_a.member, subdomain="acme corp!", api_key=site.api_key)
     assert response.status_code == 200
-    assert cats.MSG_SUBDOMAIN_INVALID in form_errors(response)
+    assert msg.MSG_SUBDOMAIN_INVALID in form_errors(response)
 
 
 def test_connect_says_when_cats_cannot_be_reached(team_a, site, login, settings):
@@ -192,7 +199,7 @@ def test_connect_says_when_cats_cannot_be_reached(team_a, site, login, settings)
     client = login(team_a.member)
     response = admin_connect(client, team_a.member, subdomain=site.subdomain, api_key=site.api_key)
     assert response.status_code == 200
-    prefix = cats.MSG_UNREACHABLE.split("(")[0]
+    prefix = msg.MSG_UNREACHABLE.split("(")[0]
     assert any(m.startswith(prefix) for m in form_errors(response)), form_errors(response)
 
 
@@ -215,11 +222,11 @@ def test_key_is_never_rendered_and_blank_key_keeps_the_stored_one(team_a, site, 
 def test_new_key_on_change_page_reconnects_an_invalid_account(team_a, site, login):
     account = connected(team_a.member, site)
     CatsAccount.objects.filter(pk=account.pk).update(
-        status=CatsAccount.Status.INVALID, status_message=cats.ERR_AUTH
+        status=CatsAccount.Status.INVALID, status_message=msg.ERR_AUTH
     )
     client = login(team_a.member)
     page = client.get(url("catsaccount", "change", account.pk)).content.decode()
-    assert "Reconnect" in page and cats.ERR_AUTH in page
+    assert "Reconnect" in page and msg.ERR_AUTH in page
     response = change_post(client, account, api_key=site.api_key)
     assert response.status_code == 302, form_errors(response)
     account.refresh_from_db()
@@ -266,7 +273,7 @@ def test_refresh_reports_a_disconnected_account(team_a, site, login):
     cats.cats_disconnect(account=account)
     client = login(team_a.member)
     response = act(client, url("catsaccount"), "refresh_from_cats", [account.pk], follow=True)
-    assert cats.MSG_NOT_CONNECTED in response.content.decode()
+    assert msg.MSG_NOT_CONNECTED in response.content.decode()
 
 
 def test_mapping_refuses_an_incompatible_type_and_accepts_a_compatible_one(team_a, site, login):
@@ -393,10 +400,10 @@ def test_clone_preview_lists_updates_and_skip_reasons(team_a, clone_world, login
     )
     text = preview.content.decode()
     assert text.count("will be updated") == 2
-    assert "skipped: " + cats.CLONE_SKIP_NONE in text
-    assert "skipped: " + cats.CLONE_SKIP_OTHER.format(name="Greenhouse") in text
-    assert "skipped: " + cats.CLONE_SKIP_INVALID in text
-    assert cats.CLONE_NOTE_OTHER_SITE in text
+    assert "skipped: " + msg.CLONE_SKIP_NONE in text
+    assert "skipped: " + msg.CLONE_SKIP_OTHER.format(name="Greenhouse") in text
+    assert "skipped: " + msg.CLONE_SKIP_INVALID in text
+    assert msg.CLONE_NOTE_OTHER_SITE in text
     # Nothing changes before the confirmation.
     assert CatsAccount.objects.get(pk=clone_world["same_site"].pk).sync_mode == "on_add"
 
@@ -500,9 +507,9 @@ def test_resync_confirmation_counts_without_calling_cats(team_a, resync_world, s
     plan = page.context["plan"]
     assert len(plan.to_sync) == 3
     assert plan.skipped == 1
-    assert plan.blocked == {cats.BLOCK_SEQUENCE_OFF: 1, cats.BLOCK_NO_CONNECTION: 1}
+    assert plan.blocked == {msg.BLOCK_SEQUENCE_OFF: 1, msg.BLOCK_NO_CONNECTION: 1}
     text = page.content.decode()
-    assert cats.BLOCK_SEQUENCE_OFF in text and cats.BLOCK_NO_CONNECTION in text
+    assert msg.BLOCK_SEQUENCE_OFF in text and msg.BLOCK_NO_CONNECTION in text
     assert sandbox.requests() == before
     assert not SyncTask.objects.exists()
 
@@ -553,7 +560,7 @@ def test_resync_from_sequence_enrollment_and_account_actions(team_a, resync_worl
     account = resync_world["account"]
     page = act(client, url("catsaccount"), "resync_to_cats", [account.pk])
     plan = page.context["plan"]
-    assert len(plan.to_sync) == 3 and plan.blocked == {cats.BLOCK_SEQUENCE_OFF: 1}
+    assert len(plan.to_sync) == 3 and plan.blocked == {msg.BLOCK_SEQUENCE_OFF: 1}
 
 
 def test_failed_enrollments_are_linked_and_retried(team_a, resync_world, sandbox, login):
@@ -830,3 +837,140 @@ def test_members_see_only_resync_runs_they_started(team_a, site, sandbox, login)
     assert client.get(url("resyncrun", "change", mine.pk)).status_code == 200
     assert client.get(url("resyncrun", "change", theirs.pk)).status_code == 404
     assert login(team_a.owner).get(url("resyncrun", "change", mine.pk)).status_code == 200
+
+
+# --- resync-run filter: the same runs as the resync-run list --------------------------------
+
+
+def run_choices(client) -> set[int]:
+    listing = client.get(core_url("enrollment"))
+    specs = listing.context["cl"].filter_specs
+    spec = next(s for s in specs if getattr(s, "parameter_name", "") == "cats_run")
+    return {int(pk) for pk, _ in spec.lookup_choices}
+
+
+def listed_runs(client) -> set[int]:
+    return {run.pk for run in client.get(url("resyncrun")).context["cl"].result_list}
+
+
+def test_resync_run_filter_offers_the_runs_the_user_may_see(team_a, team_b, login):
+    runs = {
+        who: ResyncRun.objects.create(
+            team=graph.team, description=f"{who} run", started_by=getattr(graph, role).user
+        )
+        for who, graph, role in [
+            ("member", team_a, "member"),
+            ("member2", team_a, "member2"),
+            ("owner", team_a, "owner"),
+            ("other team", team_b, "owner"),
+        ]
+    }
+    expected = {
+        team_a.member: {runs["member"].pk},
+        team_a.manager: {runs[w].pk for w in ("member", "member2", "owner")},
+        team_a.owner: {runs[w].pk for w in ("member", "member2", "owner")},
+        UserFactory(is_superuser=True): {run.pk for run in runs.values()},
+    }
+    for who, pks in expected.items():
+        client = login(who)
+        assert run_choices(client) == pks == listed_runs(client), who
+
+
+def test_a_teammates_run_typed_into_the_url_filters_nothing(team_a, login):
+    theirs = ResyncRun.objects.create(
+        team=team_a.team, description="theirs", started_by=team_a.member2.user
+    )
+    seq = SequenceFactory(team=team_a.team, owner=team_a.member)
+    mine = services.contact_add_to_sequence(
+        contact=ContactFactory(team=team_a.team, owner=team_a.member), sequence=seq
+    ).enrollment
+    client = login(team_a.member)
+    listing = client.get(core_url("enrollment"), {"cats_run": theirs.pk})
+    assert listing.status_code == 200
+    assert "theirs" not in listing.content.decode()
+    assert list(listing.context["cl"].result_list) == [mine]
+
+
+# --- deleting a contact: its sync records go with it, CATS is not touched ---------------------
+
+
+@pytest.fixture
+def synced(team_a, site, sandbox):
+    """Contacts of two members, synced to CATS, each with an enrollment, an email event and
+    the sync records (tasks, sync state) that hang off them."""
+    connected(team_a.member, site)
+    connected(team_a.member2, site)
+    contacts = {}
+    for owner in (team_a.member, team_a.member2):
+        seq = SequenceFactory(team=team_a.team, owner=owner)
+        for i in range(2):
+            contact = ContactFactory(
+                team=team_a.team, owner=owner, email=f"gone{i}-{owner.pk}@delete.example"
+            )
+            enrollment = services.contact_add_to_sequence(contact=contact, sequence=seq).enrollment
+            services.email_event_record(
+                enrollment=enrollment,
+                external_id=f"delete-{contact.pk}",
+                kind="message_sent",
+                occurred_at="2026-11-01T10:00:00Z",
+                subject="Hello",
+            )
+            contacts.setdefault(owner, []).append(contact)
+    drain()
+    for contact in [*contacts[team_a.member], *contacts[team_a.member2]]:
+        assert EnrollmentSync.objects.get(enrollment__contact=contact).synced_at is not None
+        assert SyncTask.objects.filter(enrollment__contact=contact, event__isnull=False).exists()
+    return contacts
+
+
+def gone(contact: Contact) -> bool:
+    return not (
+        Contact.objects.filter(pk=contact.pk).exists()
+        or Enrollment.objects.filter(contact_id=contact.pk).exists()
+        or SyncTask.objects.filter(enrollment__contact_id=contact.pk).exists()
+        or EnrollmentSync.objects.filter(enrollment__contact_id=contact.pk).exists()
+        or EmailEvent.objects.filter(enrollment__contact_id=contact.pk).exists()
+    )
+
+
+def cats_candidate_ids(sandbox, site) -> set[int]:
+    return {c["id"] for c in sandbox.snapshot(site.id)["candidates"]}
+
+
+@pytest.mark.parametrize("who", ["manager", "member"])
+def test_deleting_a_synced_contact_takes_its_records_and_leaves_cats_alone(
+    team_a, synced, site, sandbox, login, who
+):
+    one, other = synced[team_a.member]
+    in_cats = cats_candidate_ids(sandbox, site)
+    requests_before = sandbox.requests()
+    client = login(getattr(team_a, who))
+
+    page = client.get(core_url("contact", "delete", one.pk))
+    assert page.status_code == 200
+    assert not page.context["perms_lacking"]
+    assert client.post(core_url("contact", "delete", one.pk), {"post": "yes"}).status_code == 302
+    assert gone(one)
+
+    response = act(client, core_url("contact"), "delete_selected", [other.pk], post="yes")
+    assert response.status_code == 302
+    assert gone(other)
+
+    assert sandbox.requests() == requests_before
+    assert cats_candidate_ids(sandbox, site) == in_cats
+
+
+def test_member_still_cannot_delete_a_teammates_contact(team_a, synced, login):
+    theirs = synced[team_a.member2][0]
+    client = login(team_a.member)
+    assert client.get(core_url("contact", "delete", theirs.pk)).status_code == 404
+    assert client.post(core_url("contact", "delete", theirs.pk), {"post": "yes"}).status_code == 404
+    response = act(client, core_url("contact"), "delete_selected", [theirs.pk], post="yes")
+    assert response.status_code == 404
+    assert Contact.objects.filter(pk=theirs.pk).exists()
+
+
+def test_system_records_alone_stay_superuser_only(team_a, synced, login):
+    task = SyncTask.objects.filter(enrollment__contact__owner=team_a.member).first()
+    client = login(team_a.manager)
+    assert client.get(url("synctask", "delete", task.pk)).status_code == 403

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from cats_sync import sandbox_seed
+from cats_sandbox import custom_field
+from cats_sync import messages as msg
 from cats_sync import services as cats
 from cats_sync.models import CatsAccount, CatsCustomField, EnrollmentSync, FieldMapping, SyncTask
 from cats_sync.tasks import drain
@@ -23,9 +24,9 @@ T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def site(cats_sandbox, settings):
+def site(cats_sandbox, settings, cats_variant):
     settings.CATS_API_URL = cats_sandbox.url
-    return cats_sandbox.create_site()
+    return cats_sandbox.create_site(**cats_variant)
 
 
 @pytest.fixture
@@ -211,7 +212,7 @@ def test_six_values_go_inline_on_create_and_follow_new_events(team_a, site, seq,
 @pytest.mark.parametrize("field_type", ["text", "textarea"])
 def test_each_value_fits_a_text_field(team_a, cats_sandbox, settings, seq, value, field_type):
     settings.CATS_API_URL = cats_sandbox.url
-    site = cats_sandbox.create_site(custom_fields=[sandbox_seed.custom_field("Target", field_type)])
+    site = cats_sandbox.create_site(custom_fields=[custom_field("Target", field_type)])
     account = connect(team_a.member, site)
     map_fields(account, site, {value: "Target"})
     contact = add(seq, "text@example.com")
@@ -299,7 +300,9 @@ def test_deleted_field_is_an_error_naming_it_and_the_rest_goes_on(team_a, site, 
     drain()
     es = es_of(contact, seq)
     assert es.error_code == EnrollmentSync.Error.FIELD
-    assert es.error_message == "Custom field 'Last messaged at' no longer exists in CATS"
+    assert es.error_message == msg.ERR_FIELD_MISSING.format(
+        name="Last messaged at", value="Last messaged at"
+    )
     snap = cats_sandbox.snapshot(site.id)
     assert len(activities(snap, es.candidate_id)) == 1
     assert pipelines(snap, es.candidate_id)[0]["status_title"] == "Messaged"
@@ -342,8 +345,8 @@ def test_missing_status_changes_nothing_and_says_so(team_a, site, seq, cats_sand
     event(contact, seq, "x2", "reply_received", at=T0 + timedelta(hours=1))
     drain()
     assert _pipeline(cats_sandbox, site, contact, seq)["status_title"] == "Messaged"
-    assert es_of(contact, seq).error_message == (
-        "Status 'Replied' does not exist in CATS workflow 'Executive Search'"
+    assert es_of(contact, seq).error_message == msg.ERR_STATUS_MISSING.format(
+        status="Replied", workflow="Executive Search"
     )
 
 

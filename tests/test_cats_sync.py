@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from cats_sync import crypto, sync
+from cats_sync import crypto
+from cats_sync import messages as msg
 from cats_sync import services as cats
+from cats_sync.engine import runner, running_lease, tasks_execute
 from cats_sync.models import (
     CandidateLink,
     CatsAccount,
@@ -28,9 +32,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def site(cats_sandbox, settings):
+def site(cats_sandbox, settings, cats_variant):
     settings.CATS_API_URL = cats_sandbox.url
     return cats_sandbox.create_site(
+        **cats_variant,
         candidates=[
             {
                 "first_name": "Known",
@@ -42,7 +47,7 @@ def site(cats_sandbox, settings):
                 "last_name": "Address",
                 "emails": {"primary": "work@corp.example", "secondary": "alt@corp.example"},
             },
-        ]
+        ],
     )
 
 
@@ -72,14 +77,14 @@ def test_connect_checks_key_with_cats_and_stores_it_encrypted(team_a, site):
 def test_connect_refuses_rejected_key(team_a, site):
     with pytest.raises(ValidationError) as exc:
         cats.cats_connect(membership=team_a.member, subdomain=site.subdomain, api_key="nope")
-    assert cats.MSG_KEY_REJECTED in str(exc.value)
+    assert msg.MSG_KEY_REJECTED in str(exc.value)
     assert not CatsAccount.objects.filter(status="connected").exists()
 
 
 def test_connect_refuses_key_of_another_subdomain(team_a, site):
     with pytest.raises(ValidationError) as exc:
         cats.cats_connect(membership=team_a.member, subdomain="someoneelse", api_key=site.api_key)
-    assert cats.MSG_SUBDOMAIN_MISMATCH.format(actual=site.subdomain, entered="someoneelse") in str(
+    assert msg.MSG_SUBDOMAIN_MISMATCH.format(actual=site.subdomain, entered="someoneelse") in str(
         exc.value
     )
 
@@ -88,7 +93,7 @@ def test_connect_refuses_key_of_another_subdomain(team_a, site):
 def test_connect_refuses_malformed_subdomain(team_a, site, bad):
     with pytest.raises(ValidationError) as exc:
         cats.cats_connect(membership=team_a.member, subdomain=bad, api_key=site.api_key)
-    assert cats.MSG_SUBDOMAIN_INVALID in str(exc.value)
+    assert msg.MSG_SUBDOMAIN_INVALID in str(exc.value)
 
 
 def test_connect_says_when_cats_cannot_be_reached(team_a, settings):
@@ -285,7 +290,7 @@ def test_deleted_job_order_is_a_clear_permanent_error(team_a, site, seq, cats_sa
     drain()
     es = es_of(contact, seq)
     assert es.error_code == EnrollmentSync.Error.JOB_MISSING
-    assert es.error_message == f"Job order #{job} no longer exists in CATS"
+    assert es.error_message == msg.ERR_JOB_MISSING.format(job_id=job)
     assert SyncTask.objects.get(kind="sync").state == SyncTask.State.FAILED
 
 
@@ -407,11 +412,13 @@ def test_resync_plan_says_why_contacts_are_blocked_without_calling_cats(
     add(off_seq, "seqoff@example.com")
     before = cats_sandbox.requests()
     plan = cats.resync_plan(enrollments=Enrollment.objects.all())
-    assert plan.blocked == {cats.BLOCK_NO_CONNECTION: 1, cats.BLOCK_SEQUENCE_OFF: 1}
+    assert plan.blocked == {msg.BLOCK_NO_CONNECTION: 1, msg.BLOCK_SEQUENCE_OFF: 1}
     assert cats_sandbox.requests() == before
 
 
-def test_bulk_resync_spends_at_most_2_1_requests_per_contact(team_a, site, seq, cats_sandbox):
+def test_bulk_resync_spends_at_most_2_1_requests_per_contact(
+    team_a, site, seq, cats_sandbox, cats_variant
+):
     contacts = [add(seq, f"bulk{i}@example.com") for i in range(50)]
     connect(team_a.member, site, default_job_id=site.jobs["Senior Backend Engineer"])
     before = cats_sandbox.requests()["sites"][str(site.id)]["total"]
@@ -425,7 +432,9 @@ def test_bulk_resync_spends_at_most_2_1_requests_per_contact(team_a, site, seq, 
     spent = cats_sandbox.requests()["sites"][str(site.id)]["total"] - before
     snap = cats_sandbox.snapshot(site.id)
     assert len(snap["pipelines"]) == len(contacts)
-    assert spent / len(contacts) <= 2.1
+    # A CATS whose search filters compare case leaves a free-text search per email: one more.
+    limit = 3.1 if cats_variant["contains_case_sensitive"] else 2.1
+    assert spent / len(contacts) <= limit
 
 
 # --- Errors and delivery ---------------------------------------------------------------------
@@ -440,7 +449,7 @@ def test_401_pauses_member_work_and_reconnect_resumes_it(team_a, site, seq, cats
     account = CatsAccount.objects.get(membership=team_a.member)
     assert account.status == CatsAccount.Status.INVALID
     assert set(SyncTask.objects.values_list("state", flat=True)) == {SyncTask.State.PAUSED}
-    assert es_of(contact, seq).error_message == cats.ERR_AUTH
+    assert es_of(contact, seq).error_message == msg.ERR_AUTH
     cats.cats_connect(membership=team_a.member, subdomain=site.subdomain, api_key=new_key)
     drain()
     snap = cats_sandbox.snapshot(site.id)
@@ -469,6 +478,16 @@ def test_drop_after_write_on_create_makes_no_duplicate(team_a, site, seq, cats_s
     task = SyncTask.objects.get()
     assert task.state == SyncTask.State.PENDING  # waiting to retry
     SyncTask.objects.filter(pk=task.pk).update(not_before=timezone.now())
+    before = cats_sandbox.requests()["total"]
+    drain()
+    # Too soon: the lost create might still land, so nothing is sent until it settles.
+    task.refresh_from_db()
+    assert task.last_error == msg.WAIT_SETTLE and cats_sandbox.requests()["total"] == before
+    link = CandidateLink.objects.get(email="lost-answer@example.com")
+    CandidateLink.objects.filter(pk=link.pk).update(
+        create_sent_at=link.create_sent_at - timedelta(minutes=5)
+    )
+    SyncTask.objects.filter(pk=task.pk).update(not_before=timezone.now())
     drain()
     assert len(candidates(cats_sandbox.snapshot(site.id), "lost-answer@example.com")) == 1
     es = es_of(contact, seq)
@@ -485,9 +504,10 @@ def test_rate_limit_waits_exactly_as_long_as_cats_asked(team_a, site, seq, cats_
     assert task.state == SyncTask.State.PENDING
     wait = (task.not_before - t0).total_seconds()
     assert 119 <= wait <= 125
-    es = es_of(contact, seq)
-    assert es.error_code == EnrollmentSync.Error.RATE_LIMITED
-    assert es.error_message.startswith("CATS is rate limiting: retrying at ")
+    assert task.waiting_on == "rate_limited" and task.attempts == 0
+    assert task.last_error.startswith("CATS asked us to slow down: retrying at ")
+    # A wait is not an error a person must act on.
+    assert es_of(contact, seq).error_code == ""
 
 
 def test_outage_backs_off_and_succeeds_later(team_a, site, seq, cats_sandbox):
@@ -497,7 +517,8 @@ def test_outage_backs_off_and_succeeds_later(team_a, site, seq, cats_sandbox):
     drain()
     task = SyncTask.objects.get()
     assert task.state == SyncTask.State.PENDING and task.not_before > timezone.now()
-    assert es_of(contact, seq).error_message == cats.ERR_UNAVAILABLE
+    assert task.waiting_on == "retry" and "Retrying at" in task.last_error
+    assert es_of(contact, seq).error_code == ""
     SyncTask.objects.filter(pk=task.pk).update(not_before=timezone.now())
     drain()
     assert len(candidates(cats_sandbox.snapshot(site.id), "flaky@example.com")) == 1
@@ -535,7 +556,7 @@ def test_task_enqueued_on_commit_and_sweeper_recovers_lost_and_dead_work(team_a,
     assert broker.queue_size() == 1
     # ...and a worker that died mid-task leaves a RUNNING row that the sweeper takes back.
     SyncTask.objects.filter(pk=task.pk).update(
-        state="running", claimed_at=timezone.now() - sync.RUNNING_LEASE * 2
+        state="running", claimed_at=timezone.now() - running_lease() * 2
     )
     sweep()
     task.refresh_from_db()
@@ -559,10 +580,10 @@ def test_running_a_task_twice_is_harmless(team_a, site, seq, cats_sandbox):
     connect(team_a.member, site)
     add(seq, "twice-run@example.com")
     task = SyncTask.objects.get()
-    sync.tasks_execute(task_ids=[task.pk])
-    sync.tasks_execute(task_ids=[task.pk])
+    tasks_execute(task_ids=[task.pk])
+    tasks_execute(task_ids=[task.pk])
     SyncTask.objects.filter(pk=task.pk).update(state="pending")
-    sync.tasks_execute(task_ids=[task.pk])
+    tasks_execute(task_ids=[task.pk])
     assert len(candidates(cats_sandbox.snapshot(site.id), "twice-run@example.com")) == 1
 
 
@@ -575,11 +596,12 @@ def test_budget_stops_spending_when_window_is_used(team_a, site, seq, cats_sandb
     site_row.save()
     CatsRequest.objects.bulk_create([CatsRequest(site=site_row, at=timezone.now())] * 5)
     before = cats_sandbox.requests()
-    contact = add(seq, "budget@example.com")
+    add(seq, "budget@example.com")
     drain()
     assert cats_sandbox.requests()["total"] == before["total"]
-    assert SyncTask.objects.get().not_before > timezone.now()
-    assert "budget" in es_of(contact, seq).error_message
+    task = SyncTask.objects.get()
+    assert task.not_before > timezone.now() and task.waiting_on == "budget"
+    assert "budget" in task.last_error
 
 
 def test_bulk_work_leaves_a_reserve_for_live_syncs(team_a, site):
@@ -657,7 +679,7 @@ def test_two_concurrent_syncs_of_one_contact_make_one_candidate(team_a, site, ca
         try:
             barrier.wait()
             for _ in range(20):
-                sync.tasks_execute(task_ids=[tid])
+                tasks_execute(task_ids=[tid])
                 if SyncTask.objects.get(pk=tid).state == "done":
                     break
                 SyncTask.objects.filter(pk=tid).update(not_before=timezone.now())
@@ -740,8 +762,8 @@ def test_batch_past_its_time_leaves_the_rest_pending_for_the_sweeper(
     for i in range(3):
         add(seq, f"late{i}@example.com")
     ids = list(SyncTask.objects.values_list("id", flat=True))
-    monkeypatch.setattr(sync, "BATCH_SECONDS", 0)
-    assert sync.tasks_execute(task_ids=ids) == {}
+    monkeypatch.setattr(runner, "BATCH_SECONDS", 0)
+    assert tasks_execute(task_ids=ids) == {}
     assert set(SyncTask.objects.values_list("state", "attempts")) == {("pending", 0)}
 
 

@@ -1,0 +1,145 @@
+"""A candidate on a job order (its pipeline) and the pipeline's status, forward only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from .. import messages
+from ..client import CatsNotFound, CatsRejected
+from ..errors import NeedsPerson, Wait
+from ..models import CatsJob, CatsWorkflowStatus, EnrollmentSync, SyncIssue
+from ..services.issues import issue_clear
+from ..services.metadata import workflows_recheck_due, workflows_refresh
+from .candidates import candidate_forget
+from .context import StepContext
+
+
+def pipeline_ensure(ctx: StepContext) -> None:
+    """Put the candidate on the enrollment's job order, once."""
+    es = ctx.es
+    if not es.job_id or es.pipeline_id:
+        return
+    try:
+        es.pipeline_id = ctx.client.add_candidate_to_job(es.candidate_id, es.job_id)
+    except (CatsNotFound, CatsRejected) as exc:
+        # CATS does not say which of the two ids it refused: ask about each.
+        if _missing(ctx.client.get_job, es.job_id):
+            raise NeedsPerson(
+                messages.ERR_JOB_MISSING.format(job_id=es.job_id),
+                code=EnrollmentSync.Error.JOB_MISSING,
+                step=SyncIssue.Step.JOB,
+            ) from exc
+        if _missing(ctx.client.get_candidate, es.candidate_id):
+            candidate_forget(site=ctx.site, candidate_id=es.candidate_id, es=es)
+            raise Wait(
+                messages.WAIT_CANDIDATE_DELETED, until=timezone.now() + timedelta(seconds=2)
+            ) from exc
+        raise NeedsPerson(
+            messages.ERR_REJECTED.format(message=exc.message),
+            code=EnrollmentSync.Error.REJECTED,
+            step=SyncIssue.Step.JOB,
+        ) from exc
+    EnrollmentSync.objects.filter(pk=es.pk).update(pipeline_id=es.pipeline_id)
+    issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.JOB)
+
+
+def _missing(get, cats_id: int) -> bool:
+    try:
+        get(cats_id)
+    except CatsNotFound:
+        return True
+    return False
+
+
+def _workflow_statuses(ctx: StepContext, workflow_id: int) -> list[CatsWorkflowStatus]:
+    rows = list(CatsWorkflowStatus.objects.filter(site=ctx.site, workflow_id=workflow_id))
+    if not rows and workflows_recheck_due(ctx.site):
+        workflows_refresh(account=ctx.account, client=ctx.client)
+        rows = list(CatsWorkflowStatus.objects.filter(site=ctx.site, workflow_id=workflow_id))
+    return rows
+
+
+def status_advance(ctx: StepContext, title: str) -> None:
+    """Move the pipeline to the status called `title`, never backwards: progress a recruiter
+    made in CATS stays; a status already reached costs no request."""
+    es, client = ctx.es, ctx.client
+    job = CatsJob.objects.filter(site=ctx.site, cats_id=es.job_id).first()
+    workflow_id = job.workflow_id if job and job.workflow_id else None
+    if workflow_id is None and es.status_id:
+        # The status we set last tells the workflow without asking CATS.
+        workflow_id = (
+            CatsWorkflowStatus.objects.filter(site=ctx.site, cats_id=es.status_id)
+            .values_list("workflow_id", flat=True)
+            .first()
+        )
+    pipeline = None
+    if workflow_id is None:
+        pipeline = _read_pipeline(ctx)
+        workflow_id = int(pipeline.get("workflow_id") or 0)
+    statuses = _workflow_statuses(ctx, workflow_id)
+    target = next((s for s in statuses if s.title == title), None)
+    if target is None and workflows_recheck_due(ctx.site):
+        # Created in CATS since we last looked (a person fixed it and pressed Retry)?
+        workflows_refresh(account=ctx.account, client=client)
+        statuses = _workflow_statuses(ctx, workflow_id)
+        target = next((s for s in statuses if s.title == title), None)
+    if target is None:
+        workflow_title = statuses[0].workflow_title if statuses else f"#{workflow_id}"
+        raise NeedsPerson(
+            messages.ERR_STATUS_MISSING.format(status=title, workflow=workflow_title),
+            code=EnrollmentSync.Error.STATUS_MISSING,
+            step=SyncIssue.Step.STATUS,
+            key=title,
+        )
+    by_id = {s.cats_id: s for s in statuses}
+    known = by_id.get(es.status_id) if es.status_id else None
+    if known is not None and known.position >= target.position:
+        issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
+        return
+    if pipeline is None:
+        pipeline = _read_pipeline(ctx)
+    current = by_id.get(_as_int(pipeline.get("status_id")))
+    if current is not None and current.position >= target.position:
+        es.status_id = current.cats_id
+        EnrollmentSync.objects.filter(pk=es.pk).update(status_id=current.cats_id)
+        issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
+        return
+    try:
+        client.change_pipeline_status(
+            es.pipeline_id,
+            target.cats_id,
+            fire_triggers=ctx.account.fire_triggers,
+            trigger_ids=list(target.trigger_ids),
+        )
+    except (CatsRejected, CatsNotFound) as exc:
+        raise NeedsPerson(
+            messages.ERR_STATUS_REFUSED.format(status=title, message=exc.message),
+            code=EnrollmentSync.Error.REJECTED,
+            step=SyncIssue.Step.STATUS,
+            key=title,
+        ) from exc
+    es.status_id = target.cats_id
+    EnrollmentSync.objects.filter(pk=es.pk).update(status_id=target.cats_id)
+    issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
+
+
+def _read_pipeline(ctx: StepContext) -> dict:
+    try:
+        return ctx.client.get_pipeline(ctx.es.pipeline_id) or {}
+    except CatsNotFound as exc:
+        raise NeedsPerson(
+            messages.ERR_STATUS_REFUSED.format(
+                status="…", message="the pipeline no longer exists in CATS"
+            ),
+            code=EnrollmentSync.Error.REJECTED,
+            step=SyncIssue.Step.STATUS,
+        ) from exc
+
+
+def _as_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,72 @@
+"""Handing SyncTask ids to django-q2, and waking rows that wait.
+
+The rows are the truth; a queue message only says "look at these now". Losing one loses
+nothing: the sweeper (tasks.sweep, every minute) finds every due row. So a broker that is down
+when a change commits is logged, never an error for the person or the API client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import SyncTask
+
+log = logging.getLogger(__name__)
+
+BATCH = 25  # tasks per message: one batched email lookup covers a batch
+
+
+def enqueue(task_ids: Iterable[int]) -> None:
+    from django_q.tasks import async_task
+
+    ids = list(task_ids)
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        try:
+            async_task("cats_sync.tasks.run_sync_tasks", chunk, group="cats-sync")
+        except Exception:
+            # Broker down: the rows are committed and the sweeper will find them.
+            log.warning("Could not enqueue CATS sync tasks %s; the sweeper will", chunk)
+            return
+
+
+def enqueue_on_commit(task_ids: Iterable[int]) -> None:
+    ids = list(task_ids)
+    if ids:
+        transaction.on_commit(lambda: enqueue(ids), robust=True)
+
+
+def tasks_resume(*, account) -> int:
+    """Paused work of an account is due again (after reconnecting, or once its key reads)."""
+    ids = list(
+        SyncTask.objects.filter(account=account, state=SyncTask.State.PAUSED).values_list(
+            "id", flat=True
+        )
+    )
+    SyncTask.objects.filter(pk__in=ids).update(
+        state=SyncTask.State.PENDING, not_before=timezone.now(), waiting_on="", last_error=""
+    )
+    enqueue_on_commit(ids)
+    return len(ids)
+
+
+def site_wake(*, site_id: int) -> int:
+    """CATS answers again: work that waited out the outage is due now, not at its back-off."""
+    ids = list(
+        SyncTask.objects.filter(
+            state=SyncTask.State.PENDING,
+            waiting_on__in=["outage", "retry"],
+            account__site_id=site_id,
+            not_before__gt=timezone.now(),
+        ).values_list("id", flat=True)
+    )
+    if ids:
+        SyncTask.objects.filter(pk__in=ids, state=SyncTask.State.PENDING).update(
+            not_before=timezone.now()
+        )
+        enqueue_on_commit(ids)
+    return len(ids)

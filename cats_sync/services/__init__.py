@@ -1,0 +1,103 @@
+"""CATS sync services, a module per job:
+
+- connection: connecting and disconnecting a member, the client every part uses;
+- metadata: our cached copy of a site's job orders, workflows and custom fields;
+- outbox: domain changes become SyncTask rows; Retry;
+- issues: integration errors per step, shown to recruiters;
+- resync: backfilling never-synced contacts as a run with progress;
+- clone: copying settings to teammates;
+- check: the settings check;
+- sequences: a sequence changing owner (and CATS site).
+
+The names below are the public API; admin, forms and tests use them from here.
+"""
+
+from .check import Finding, cats_settings_check, cats_settings_lint
+from .clone import CLONED_FIELDS, CloneLine, cats_settings_clone, clone_plan
+from .connection import (
+    CheckedKey,
+    Connected,
+    cats_account_mark_invalid,
+    cats_client_for,
+    cats_connect,
+    cats_connect_check,
+    cats_disconnect,
+    require_connected,
+)
+from .issues import exists_in_cats_mark, issue_clear, issue_raise, issues_clear_for_account
+from .metadata import (
+    COMPATIBLE_TYPES,
+    REQUIRED_STATUSES,
+    STATUS_FOR_SENTIMENT,
+    STATUS_MESSAGED,
+    STATUS_REPLIED,
+    custom_fields_refresh,
+    jobs_refresh,
+    mapping_check,
+    metadata_refresh,
+    workflows_refresh,
+)
+from .outbox import (
+    account_of,
+    enrollment_sync_capture,
+    on_contact_added,
+    on_email_event,
+    sync_retry,
+    task_create,
+)
+from .resync import (
+    ResyncPlan,
+    RunProgress,
+    resync_plan,
+    resync_progress,
+    resync_run_close_if_done,
+    resync_start,
+    retry_bound_text,
+)
+from .sequences import sequence_owner_changed
+
+__all__ = [
+    "CLONED_FIELDS",
+    "COMPATIBLE_TYPES",
+    "REQUIRED_STATUSES",
+    "STATUS_FOR_SENTIMENT",
+    "STATUS_MESSAGED",
+    "STATUS_REPLIED",
+    "CheckedKey",
+    "CloneLine",
+    "Connected",
+    "Finding",
+    "ResyncPlan",
+    "RunProgress",
+    "account_of",
+    "cats_account_mark_invalid",
+    "cats_client_for",
+    "cats_connect",
+    "cats_connect_check",
+    "cats_disconnect",
+    "cats_settings_check",
+    "cats_settings_clone",
+    "cats_settings_lint",
+    "clone_plan",
+    "custom_fields_refresh",
+    "enrollment_sync_capture",
+    "exists_in_cats_mark",
+    "issue_clear",
+    "issue_raise",
+    "issues_clear_for_account",
+    "jobs_refresh",
+    "mapping_check",
+    "metadata_refresh",
+    "on_contact_added",
+    "on_email_event",
+    "require_connected",
+    "resync_plan",
+    "resync_progress",
+    "resync_run_close_if_done",
+    "resync_start",
+    "retry_bound_text",
+    "sequence_owner_changed",
+    "sync_retry",
+    "task_create",
+    "workflows_refresh",
+]

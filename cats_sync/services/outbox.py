@@ -1,0 +1,204 @@
+"""Turning changes in the outreach domain into SyncTask rows (the outbox), in the same
+transaction as the change, and putting failed work back in the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from interseller.models import EmailEvent, Enrollment, Sequence
+
+from .. import queue
+from ..models import CatsAccount, EnrollmentSync, ResyncRun, SequenceSync, SyncTask
+
+
+def account_of(membership_id: int) -> CatsAccount | None:
+    return CatsAccount.objects.select_related("site").filter(membership_id=membership_id).first()
+
+
+def task_create(
+    *,
+    kind: str,
+    enrollment: Enrollment,
+    account: CatsAccount | None,
+    event: EmailEvent | None = None,
+    priority: int = SyncTask.Priority.LIVE,
+    run: ResyncRun | None = None,
+    enqueue: bool = True,
+) -> SyncTask | None:
+    """An open task of this kind for this enrollment (or event), created once.
+
+    Without a connected account the task waits, paused, for the member to (re)connect.
+    `enqueue=False` leaves enqueuing to the caller, which batches ids so that a worker gets
+    many contacts at once and can look their emails up in one request.
+    """
+    state = SyncTask.State.PENDING
+    if account is None or account.status != CatsAccount.Status.CONNECTED:
+        state = SyncTask.State.PAUSED
+    lookup = {"kind": kind, "enrollment": enrollment}
+    if event is not None:
+        existing = SyncTask.objects.filter(event=event).first()
+    else:
+        existing = SyncTask.objects.filter(
+            **lookup, event=None, state__in=SyncTask.OPEN_STATES
+        ).first()
+    if existing:
+        if (
+            event is not None
+            and existing.state == SyncTask.State.DONE
+            and existing.outcome == SyncTask.Outcome.DEFERRED
+        ):
+            # The event arrived before its contact synced; now it can be sent.
+            SyncTask.objects.filter(pk=existing.pk).update(
+                state=state,
+                not_before=timezone.now(),
+                outcome="",
+                priority=priority,
+                account=account,
+            )
+            if state == SyncTask.State.PENDING and enqueue:
+                queue.enqueue_on_commit([existing.pk])
+            existing.state = state
+        elif run is not None and existing.run_id is None:
+            SyncTask.objects.filter(pk=existing.pk).update(run=run)
+        return existing
+    try:
+        with transaction.atomic():
+            task = SyncTask.objects.create(
+                **lookup,
+                event=event,
+                account=account,
+                priority=priority,
+                run=run,
+                state=state,
+                not_before=timezone.now(),
+            )
+    except IntegrityError:
+        return None
+    if state == SyncTask.State.PENDING and enqueue:
+        queue.enqueue_on_commit([task.pk])
+    return task
+
+
+def _sequence_settings(sequence: Sequence) -> tuple[bool, int | None, CatsAccount | None]:
+    """The sequence's sync toggle and job order, and its owner's account, in one query (two
+    when the owner has an account): adding thousands of contacts must stay cheap."""
+    row = (
+        Sequence.objects.filter(pk=sequence.pk)
+        .values("cats_sync__enabled", "cats_sync__job_id", "owner__cats_account__id")
+        .first()
+    ) or {}
+    enabled = row.get("cats_sync__enabled")
+    account_id = row.get("owner__cats_account__id")
+    account = CatsAccount.objects.select_related("site").get(pk=account_id) if account_id else None
+    return (True if enabled is None else enabled), row.get("cats_sync__job_id"), account
+
+
+def enrollment_sync_capture(*, enrollment: Enrollment, new: bool = False) -> EnrollmentSync:
+    """Freeze the sequence's toggle and job order as they are now (spec: set them first).
+
+    `new=True` (a just-created enrollment) skips looking for an existing row.
+    """
+    if not new:
+        existing = EnrollmentSync.objects.filter(enrollment=enrollment).first()
+        if existing:
+            return existing
+    enabled, job_id, account = _sequence_settings(enrollment.sequence)
+    if job_id is None and account is not None:
+        job_id = account.default_job_id
+    values = {"account": account, "sync_enabled": enabled, "job_id": job_id}
+    if new:
+        return EnrollmentSync.objects.create(enrollment=enrollment, **values)
+    return EnrollmentSync.objects.get_or_create(enrollment=enrollment, defaults=values)[0]
+
+
+def enrollment_sync_adopt_owner(es: EnrollmentSync, *, owner_id: int, sequence_id: int) -> None:
+    """A contact added before its sequence's owner connected (or added under another owner)
+    syncs through the owner's account now. Its job order comes from the sequence or the
+    account; one captured for another CATS site means nothing on this one."""
+    account = account_of(owner_id)
+    if es.account_id == (account.pk if account else None):
+        return
+    old_site = es.account.site_id if es.account_id and es.account else None
+    if account is not None and old_site and old_site != account.site_id:
+        es.job_id = None
+    es.account = account
+    if es.job_id is None and account is not None:
+        es.job_id = (
+            SequenceSync.objects.filter(sequence_id=sequence_id)
+            .values_list("job_id", flat=True)
+            .first()
+        ) or account.default_job_id
+    es.save(update_fields=["account", "job_id", "updated_at"])
+
+
+def on_contact_added(*, enrollment: Enrollment) -> None:
+    """A contact was added to a sequence: sync it now (mode "when added"), or check whether
+    it exists in CATS (deduplication). Work for a disconnected member waits, paused."""
+    es = enrollment_sync_capture(enrollment=enrollment, new=True)
+    account = es.account
+    if account is None:
+        return  # Nothing to sync through: the contact's CATS panel says so; Resync later.
+    if es.sync_enabled and account.sync_mode == CatsAccount.SyncMode.ON_ADD:
+        task_create(kind=SyncTask.Kind.SYNC, enrollment=enrollment, account=account)
+    elif account.deduplication:
+        task_create(kind=SyncTask.Kind.DEDUP, enrollment=enrollment, account=account)
+
+
+def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bool) -> None:
+    es = EnrollmentSync.objects.select_for_update().filter(enrollment=enrollment).first()
+    if es is None:
+        es = enrollment_sync_capture(enrollment=enrollment)
+    if es.account is None and not es.synced_at:
+        enrollment_sync_adopt_owner(
+            es, owner_id=enrollment.sequence.owner_id, sequence_id=enrollment.sequence_id
+        )
+    account = es.account
+    if account is None:
+        return
+    if es.synced_at:
+        # Queued even while disconnected (paused): reconnecting must not lose the activity.
+        task_create(kind=SyncTask.Kind.EVENT, enrollment=enrollment, account=account, event=event)
+        return
+    if first_reply and es.sync_enabled and account.sync_mode == CatsAccount.SyncMode.ON_REPLY:
+        task_create(kind=SyncTask.Kind.SYNC, enrollment=enrollment, account=account)
+    # Otherwise the event waits: a sync backfills every event it finds.
+
+
+@transaction.atomic
+def sync_retry(*, enrollment_ids: Iterable[int]) -> int:
+    """Put failed work of these enrollments back in the queue (after a person fixed it).
+
+    Re-running a task repeats only what is not done yet: every step records what it did. A
+    failed task whose work is already queued again (a resync since) is closed instead.
+    """
+    ids: list[int] = []
+    for task in SyncTask.objects.filter(
+        enrollment_id__in=list(enrollment_ids), state=SyncTask.State.FAILED
+    ):
+        superseded = (
+            task.event_id is None
+            and SyncTask.objects.filter(
+                kind=task.kind,
+                enrollment_id=task.enrollment_id,
+                event=None,
+                state__in=SyncTask.OPEN_STATES,
+            ).exists()
+        )
+        if superseded:
+            SyncTask.objects.filter(pk=task.pk).update(
+                state=SyncTask.State.DONE, outcome=SyncTask.Outcome.SUPERSEDED
+            )
+            continue
+        ids.append(task.pk)
+    SyncTask.objects.filter(pk__in=ids).update(
+        state=SyncTask.State.PENDING,
+        attempts=0,
+        not_before=timezone.now(),
+        last_error="",
+        waiting_on="",
+    )
+    queue.enqueue_on_commit(ids)
+    return len(ids)

@@ -1,0 +1,222 @@
+"""Resync to CATS: backfill contacts that never synced, as one run with progress.
+
+The plan is computed from our own tables (no CATS request); the run ends when its last task
+ends (the engine calls `resync_run_close_if_done`), never because someone opened its page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from interseller.models import Enrollment
+
+from .. import messages, queue
+from ..budget import BULK_RESERVE_FRACTION, budget_view, outage_backoff_cap
+from ..models import CatsAccount, CatsSite, EnrollmentSync, ResyncRun, SequenceSync, SyncTask
+from .outbox import enrollment_sync_adopt_owner, enrollment_sync_capture, task_create
+
+REQUESTS_PER_CONTACT = 2.1  # create + pipeline, plus a share of a batched lookup
+# How long the engine retries one contact's isolated CATS failures before it is shown as
+# failed (with Retry): the bound a run's page states.
+RETRY_WINDOW_MINUTES = 15
+
+
+@dataclass
+class ResyncPlan:
+    to_sync: list[int] = field(default_factory=list)  # enrollment ids
+    skipped: int = 0  # already synced
+    blocked: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+    @property
+    def blocked_total(self) -> int:
+        return sum(self.blocked.values())
+
+
+def resync_plan(*, enrollments) -> ResyncPlan:
+    """What a resync would do, computed locally: no CATS request is spent."""
+    plan = ResyncPlan()
+    rows = list(
+        enrollments.order_by().values_list(
+            "id", "sequence_id", "sequence__owner_id", "responded_at"
+        )
+    )
+    ids = [r[0] for r in rows]
+    captured: dict[int, tuple] = {}
+    for start in range(0, len(ids), 5000):
+        captured.update(
+            {
+                enrollment_id: (synced_at, enabled)
+                for enrollment_id, synced_at, enabled in EnrollmentSync.objects.filter(
+                    enrollment_id__in=ids[start : start + 5000]
+                ).values_list("enrollment_id", "synced_at", "sync_enabled")
+            }
+        )
+    seq_ids = {r[1] for r in rows}
+    owner_ids = {r[2] for r in rows}
+    seq_enabled = dict(
+        SequenceSync.objects.filter(sequence_id__in=seq_ids).values_list("sequence_id", "enabled")
+    )
+    accounts = {a.membership_id: a for a in CatsAccount.objects.filter(membership_id__in=owner_ids)}
+    for enrollment_id, seq_id, owner_id, responded_at in rows:
+        synced_at, enabled = captured.get(enrollment_id, (None, None))
+        if synced_at:
+            plan.skipped += 1
+            continue
+        account = accounts.get(owner_id)
+        if enabled is None:
+            enabled = seq_enabled.get(seq_id, True)
+        reason = None
+        if account is None or account.status == CatsAccount.Status.DISCONNECTED:
+            reason = messages.BLOCK_NO_CONNECTION
+        elif account.status == CatsAccount.Status.INVALID:
+            reason = messages.BLOCK_INVALID
+        elif not enabled:
+            reason = messages.BLOCK_SEQUENCE_OFF
+        elif account.sync_mode == CatsAccount.SyncMode.OFF:
+            reason = messages.BLOCK_MODE_OFF
+        elif account.sync_mode == CatsAccount.SyncMode.ON_REPLY and responded_at is None:
+            # Their reply syncs them, as it would have without the resync.
+            reason = messages.BLOCK_WAITS_FOR_REPLY
+        if reason:
+            plan.blocked[reason] = plan.blocked.get(reason, 0) + 1
+        else:
+            plan.to_sync.append(enrollment_id)
+    return plan
+
+
+@transaction.atomic
+def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRun:
+    """Queue a sync for every never-synced, unblocked enrollment, as one run with progress."""
+    plan = resync_plan(enrollments=enrollments)
+    run = ResyncRun.objects.create(
+        started_by=started_by,
+        team=team,
+        description=description,
+        total=len(plan.to_sync),
+        skipped=plan.skipped,
+        blocked=plan.blocked_total,
+    )
+    bulk = len(plan.to_sync) > 1
+    queued: dict[int | None, list[int]] = {}
+    for enrollment in Enrollment.objects.filter(pk__in=plan.to_sync).select_related(
+        "sequence", "contact"
+    ):
+        es = enrollment_sync_capture(enrollment=enrollment)
+        if es.account is None or es.account.membership_id != enrollment.sequence.owner_id:
+            # Contacts added before the owner connected: sync through the owner's account now.
+            enrollment_sync_adopt_owner(
+                es, owner_id=enrollment.sequence.owner_id, sequence_id=enrollment.sequence_id
+            )
+        task = task_create(
+            kind=SyncTask.Kind.SYNC,
+            enrollment=enrollment,
+            account=es.account,
+            priority=SyncTask.Priority.BULK if bulk else SyncTask.Priority.LIVE,
+            run=run,
+            enqueue=False,
+        )
+        if task is not None and task.state == SyncTask.State.PENDING:
+            queued.setdefault(task.account_id, []).append(task.pk)
+    for ids in queued.values():
+        queue.enqueue_on_commit(ids)
+    if not plan.to_sync:
+        run.state = ResyncRun.State.DONE
+        run.finished_at = timezone.now()
+        run.save(update_fields=["state", "finished_at"])
+    return run
+
+
+def resync_run_close_if_done(*, run_id: int) -> bool:
+    """A run ends when none of its tasks has work left; called as each of them ends."""
+    if SyncTask.objects.filter(run_id=run_id, state__in=SyncTask.OPEN_STATES).exists():
+        return False
+    return bool(
+        ResyncRun.objects.filter(pk=run_id, state=ResyncRun.State.RUNNING).update(
+            state=ResyncRun.State.DONE, finished_at=timezone.now()
+        )
+    )
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    total: int
+    done: int
+    created: int
+    linked: int
+    skipped: int
+    failed: int
+    waiting: int
+    eta: datetime | None
+    # The latest time a waiting task is due again (a back-off or budget wait).
+    last_due: datetime | None = None
+
+
+def resync_progress(*, run: ResyncRun) -> RunProgress:
+    """How far a run has got. Reads only."""
+    counts = {
+        (row["state"], row["outcome"]): row["n"]
+        for row in run.tasks.values("state", "outcome").annotate(n=Count("id"))
+    }
+
+    def total(pred) -> int:
+        return sum(n for key, n in counts.items() if pred(*key))
+
+    done = total(lambda s, o: s == SyncTask.State.DONE)
+    failed = total(lambda s, o: s == SyncTask.State.FAILED)
+    waiting = total(lambda s, o: s in SyncTask.OPEN_STATES)
+    created = total(lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.CREATED)
+    linked = total(lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.LINKED)
+    skipped = run.skipped + total(
+        lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.SKIPPED
+    )
+    eta = last_due = None
+    if waiting:
+        last_due = run.tasks.filter(state=SyncTask.State.PENDING).aggregate(m=Max("not_before"))[
+            "m"
+        ]
+        eta = timezone.now() + timedelta(seconds=_seconds_left(run, waiting, done))
+        if last_due and last_due > eta:
+            eta = last_due
+    return RunProgress(
+        total=run.total,
+        done=done,
+        created=created,
+        linked=linked,
+        skipped=skipped,
+        failed=failed,
+        waiting=waiting,
+        eta=eta,
+        last_due=last_due,
+    )
+
+
+def _seconds_left(run: ResyncRun, waiting: int, done: int) -> float:
+    """The later of: the pace so far, and when the CATS budget lets the rest through."""
+    now = timezone.now()
+    elapsed = max((now - run.created_at).total_seconds(), 1.0)
+    pace = waiting * elapsed / done if done else waiting * 0.5
+    budget_wait = 0.0
+    for site in CatsSite.objects.filter(accounts__tasks__run=run).distinct():
+        view = budget_view(site)
+        usable_now = max(view.remaining - int(view.limit * BULK_RESERVE_FRACTION), 0)
+        needed = waiting * REQUESTS_PER_CONTACT - usable_now
+        if needed > 0:
+            per_second = view.per_hour * (1 - BULK_RESERVE_FRACTION) / 3600
+            budget_wait = max(budget_wait, needed / max(per_second, 1e-6))
+        if site.outage_until and site.outage_until > now:
+            budget_wait = max(budget_wait, (site.outage_until - now).total_seconds())
+    return max(pace, budget_wait)
+
+
+def retry_bound_text() -> str:
+    """What a run's page promises about contacts waiting on CATS failures."""
+    return (
+        f"Contacts that CATS fails on are retried for up to {RETRY_WINDOW_MINUTES} minutes "
+        f"(while CATS is down, one try at a time, at most every {int(outage_backoff_cap())} s), "
+        "then shown as failed with Retry."
+    )
