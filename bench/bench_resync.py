@@ -59,7 +59,7 @@ def main(n: int) -> None:
         services.contact_add_to_sequence(contact=contact, sequence=sequence)
     account = cats.cats_connect(
         membership=member, subdomain=site["subdomain"], api_key=site["api_key"]
-    )
+    ).account
     account.default_job_id = site["jobs"]["Senior Backend Engineer"]
     account.save()
     before = requests.get(f"{server.root_url}/_sandbox/requests", timeout=10).json()
