@@ -8,5 +8,8 @@ class CatsSyncConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers
+        from .admin import core_pages
 
         receivers.connect()
+        # Columns, filters, actions and the "Syncing" section on the core's pages.
+        core_pages.register()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from interseller.admin_base import TeamConsistentForm
+from interseller.forms import TeamConsistentForm
 from interseller.models import Membership
 
 from . import crypto, messages, services

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
+from django.db.models import QuerySet
 
-from .admin_base import TeamConsistentForm
-from .models import Contact, Membership, Sequence
+from .models import Contact, Enrollment, Membership, Sequence, Team
 from .scoping import scope_for
 from .services import (
     CONTACT_FIELDS,
@@ -18,6 +20,46 @@ from .services import (
 from .text import text_clean
 
 MSG_ONE_TEAM = "Choose contacts of a single team."
+MSG_TEAM_MISMATCH = "{label} must belong to the team “{team}”."
+
+
+def _teams_of_value(value: Any) -> set[int]:
+    if isinstance(value, Team):
+        return {value.pk}
+    team_id = getattr(value, "team_id", None)
+    if team_id is not None:
+        return {team_id}
+    if isinstance(value, Enrollment):
+        return {value.sequence.team_id}
+    return set()
+
+
+class TeamConsistentForm(forms.ModelForm):
+    """Refuses a row whose related objects come from different teams."""
+
+    def clean(self):
+        cleaned = super().clean()
+        team = cleaned.get("team") or getattr(self.instance, "team", None)
+        team_id = team.pk if isinstance(team, Team) else None
+        for name, value in cleaned.items():
+            if name == "team" or value is None:
+                continue
+            values = value if isinstance(value, QuerySet | list | tuple) else [value]
+            for item in values:
+                teams = _teams_of_value(item)
+                if not teams:
+                    continue
+                if team_id is None:
+                    team_id = next(iter(teams))
+                    team = Team.objects.get(pk=team_id)
+                elif team_id not in teams:
+                    label = self.fields[name].label if name in self.fields else name
+                    self.add_error(
+                        name if name in self.fields else None,
+                        MSG_TEAM_MISMATCH.format(label=label, team=team),
+                    )
+                    break
+        return cleaned
 
 
 class _StoredText:
@@ -52,7 +94,7 @@ class StoredURLField(_StoredText, forms.URLField):
 class ContactForm(TeamConsistentForm):
     class Meta:
         model = Contact
-        fields = "__all__"
+        fields = ["team", "owner", "email", *CONTACT_FIELDS]
         field_classes = {
             "email": StoredEmailField,
             **{name: StoredCharField for name in CONTACT_FIELDS},

@@ -6,7 +6,6 @@ from django import forms
 from django.template.defaultfilters import filesizeformat
 from import_export.forms import ConfirmImportForm, ImportForm
 
-from .admin_base import scoped_queryset
 from .imports import (
     MSG_SEQUENCE_OTHER_TEAM,
     MSG_TOO_LARGE,
@@ -16,6 +15,7 @@ from .imports import (
     sheet_read,
 )
 from .models import Sequence, Team
+from .scoping import scoped_queryset
 
 
 def _team_choices(request):

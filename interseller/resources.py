@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from django.utils import timezone
 from import_export import fields as ie_fields
 from import_export import resources
 
+from .extensions import export_columns_for, export_prefetch_for
 from .imports import FORMULA_PREFIXES
 from .models import Contact
 from .text import text_for_export
@@ -24,13 +24,11 @@ def escape_formula(value: Any) -> Any:
 class ContactExportResource(resources.ModelResource):
     """Contacts as a spreadsheet, one row each.
 
-    To add columns, append `(header, function(contact) -> value)` to `extra_columns` (e.g. the
-    CATS sync state) and, if they need related rows, extend `filter_export` with
-    select_related/prefetch_related. Every cell is formula-escaped, and loses any character a
-    spreadsheet cannot hold (rows stored before `interseller.text` may have one).
+    Integrations add columns through `interseller.extensions` (`export_columns`, and
+    `export_prefetch` for the related rows they read). Every cell is formula-escaped, and
+    loses any character a spreadsheet cannot hold (rows stored before `interseller.text` may
+    have one).
     """
-
-    extra_columns: ClassVar[list[tuple[str, Callable[[Contact], Any]]]] = []
 
     email = ie_fields.Field(attribute="email", column_name="Email")
     first_name = ie_fields.Field(attribute="first_name", column_name="First name")
@@ -65,11 +63,13 @@ class ContactExportResource(resources.ModelResource):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        for i, (header, func) in enumerate(self.extra_columns):
+        for i, (header, func) in enumerate(export_columns_for(Contact)):
             self.fields[f"extra_{i}"] = ie_fields.Field(column_name=header, dehydrate_method=func)
 
     def filter_export(self, queryset, **kwargs):
-        return queryset.select_related("owner__user").prefetch_related("enrollments__sequence")
+        return queryset.select_related("owner__user").prefetch_related(
+            "enrollments__sequence", *export_prefetch_for(Contact)
+        )
 
     def dehydrate_owner(self, contact: Contact) -> str:
         return contact.owner.user.email

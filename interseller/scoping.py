@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 
-from .models import Membership
+from .models import Contact, Enrollment, Membership, Sequence, Team
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,22 @@ def scope_for(request_or_user) -> Scope:
     if request is not None:
         request._interseller_scope = scope
     return scope
+
+
+def scoped_queryset(request, model: type[Model]) -> QuerySet:
+    """The rows of `model` this request's user may pick from in a form."""
+    scope = scope_for(request)
+    qs = model._default_manager.all()
+    if model is Team:
+        return qs.filter(scope.q(team="id"))
+    if model is Membership:
+        return qs.filter(scope.q(team="team", owners=("id",))).select_related("user", "team")
+    if model is Sequence:
+        return qs.filter(scope.q(team="team", owners=("owner",)))
+    if model is Contact:
+        return qs.filter(scope.q(team="team", owners=("owner",)))
+    if model is Enrollment:
+        return qs.filter(
+            scope.q(team="sequence__team", owners=("sequence__owner", "contact__owner"))
+        )
+    return qs

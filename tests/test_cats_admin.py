@@ -28,6 +28,7 @@ from cats_sync.models import (
 )
 from cats_sync.tasks import drain
 from interseller import services
+from interseller.extensions import export_columns_for
 from interseller.models import Contact, EmailEvent, Enrollment, Membership
 from interseller.resources import ContactExportResource
 
@@ -604,10 +605,15 @@ def test_sync_queue_retry_action(team_a, resync_world, login):
 def test_exists_in_cats_column_filter_and_export(team_a, resync_world, login):
     client = login(team_a.owner)
     known, unknown = resync_world["contacts"][0], resync_world["contacts"][1]
-    EnrollmentSync.objects.filter(enrollment__contact=known).update(exists_in_cats=True)
-    EnrollmentSync.objects.filter(enrollment__contact=unknown).update(
-        error_code=EnrollmentSync.Error.JOB_MISSING, error_message="Job order #9 no longer exists"
-    )
+    for es in EnrollmentSync.objects.filter(enrollment__contact=known):
+        cats.exists_in_cats_mark(enrollment_sync_id=es.pk)
+    for es in EnrollmentSync.objects.filter(enrollment__contact=unknown):
+        cats.issue_raise(
+            enrollment_sync_id=es.pk,
+            step="job",
+            code=EnrollmentSync.Error.JOB_MISSING,
+            message="Job order #9 no longer exists",
+        )
     page = client.get(core_url("contact"), {"in_cats": "yes"})
     assert list(page.context["cl"].result_list) == [known]
     page = client.get(core_url("contact"), {"in_cats": "no"})
@@ -615,8 +621,11 @@ def test_exists_in_cats_column_filter_and_export(team_a, resync_world, login):
     page = client.get(core_url("contact"), {"cats_error": "job_missing"})
     assert list(page.context["cl"].result_list) == [unknown]
     assert "Job order #9 no longer exists" in page.content.decode()
-    headers = [h for h, _ in ContactExportResource.extra_columns]
-    assert "exists_in_cats" in headers and "cats_error" in headers
+    # The spec's integration error "Exists in CATS" is one of the errors the filter lists.
+    page = client.get(core_url("contact"), {"cats_error": "exists_in_cats"})
+    assert list(page.context["cl"].result_list) == [known]
+    headers = [h for h, _ in export_columns_for(Contact)]
+    assert headers == ["Exists in CATS", "CATS error"]
     fields = {f"contactexportresource_{name}": "on" for name in ContactExportResource().fields}
     response = client.post(
         core_url("contact", "export"), {"format": "0", "resource": "0", **fields}
@@ -626,9 +635,9 @@ def test_exists_in_cats_column_filter_and_export(team_a, resync_world, login):
         row["Email"]: row
         for row in csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
     }
-    assert rows[known.email]["exists_in_cats"] == "yes"
-    assert rows[unknown.email]["exists_in_cats"] == "no"
-    assert rows[unknown.email]["cats_error"] == "Job order #9 no longer exists"
+    assert rows[known.email]["Exists in CATS"] == "yes"
+    assert rows[unknown.email]["Exists in CATS"] == "no"
+    assert rows[unknown.email]["CATS error"] == "Job order #9 no longer exists"
 
 
 def test_enrollment_sync_state_filters(team_a, resync_world, login):

@@ -14,7 +14,8 @@ from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from interseller import admin_import, imports, tasks
+from interseller import imports, tasks
+from interseller.admin import spreadsheets as admin_import
 from interseller.imports import (
     MSG_EMPTY,
     MSG_NO_ROWS,
@@ -26,6 +27,7 @@ from interseller.imports import (
     import_plan,
     sheet_read,
 )
+from interseller.imports import execute as import_steps
 from interseller.models import Contact, Enrollment, ImportJob
 from interseller.resources import ContactExportResource, escape_formula
 from interseller.signals import contact_added_to_sequence
@@ -381,7 +383,7 @@ def test_an_error_during_the_real_import_rolls_all_of_it_back(team_a, login, mon
     existing = ContactFactory(
         team=team_a.team, owner=team_a.owner, email="katherine@nasa.example", company="Old"
     )
-    real = imports.contact_upsert
+    real = import_steps.contact_upsert
     calls = []
 
     def failing_on_second_row(**kwargs):
@@ -390,7 +392,7 @@ def test_an_error_during_the_real_import_rolls_all_of_it_back(team_a, login, mon
             raise RuntimeError("disk full")
         return real(**kwargs)
 
-    monkeypatch.setattr(imports, "contact_upsert", failing_on_second_row)
+    monkeypatch.setattr(import_steps, "contact_upsert", failing_on_second_row)
     client = login(team_a.owner)
     dry, done = import_file(client, fixture_bytes("google_sheets.tsv"), team=team_a.team)
     assert done.url == IMPORT_URL
@@ -720,12 +722,16 @@ def test_member_exports_only_their_own_contacts(team_a, login):
     assert [r["Email"] for r in exported_rows(export(login(team_a.member)))] == ["mine@x.example"]
 
 
-def test_extra_export_columns_can_be_appended(team_a, login, monkeypatch):
-    monkeypatch.setattr(
-        ContactExportResource, "extra_columns", [("Shout", lambda c: "=" + c.email.upper())]
-    )
-    ContactFactory(team=team_a.team, owner=team_a.owner, email="x@x.example")
-    [row] = exported_rows(export(login(team_a.owner)))
+def test_an_integration_adds_export_columns_through_the_core_hook(team_a, login):
+    from interseller.extensions import AdminExtension, extend, retract
+
+    shout = AdminExtension(export_columns=(("Shout", lambda c: "=" + c.email.upper()),))
+    extend(Contact, shout)
+    try:
+        ContactFactory(team=team_a.team, owner=team_a.owner, email="x@x.example")
+        [row] = exported_rows(export(login(team_a.owner)))
+    finally:
+        retract(Contact, shout)
     assert row["Shout"] == "'=X@X.EXAMPLE"
 
 
@@ -917,7 +923,7 @@ def test_an_error_during_the_background_import_rolls_all_of_it_back(
         team=team_a.team, owner=team_a.owner, email="ada@analytical.example", company="Old"
     )
     job = queue_job(login(team_a.owner), team_a.team)
-    real = imports.contact_upsert
+    real = import_steps.contact_upsert
     calls = []
 
     def failing_on_second_row(**kwargs):
@@ -926,7 +932,7 @@ def test_an_error_during_the_background_import_rolls_all_of_it_back(
             raise RuntimeError("disk full")
         return real(**kwargs)
 
-    monkeypatch.setattr(imports, "contact_upsert", failing_on_second_row)
+    monkeypatch.setattr(import_steps, "contact_upsert", failing_on_second_row)
     assert tasks.import_job_run(job.pk) == "failed"
     job.refresh_from_db()
     assert job.state == ImportJob.State.FAILED
@@ -955,11 +961,11 @@ def test_progress_while_running_comes_from_the_cache(team_a, login, background):
     client = login(team_a.owner)
     job = queue_job(client, team_a.team)
     ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.RUNNING)
-    cache.set(imports._progress_key(job.pk), 2)
+    cache.set(imports.import_job_progress_key(job.pk), 2)
     html = client.get(job_url(job)).content.decode()
     assert "Importing: 2 of 3 rows written" in html
     assert '<progress value="2" max="3"' in html
-    cache.delete(imports._progress_key(job.pk))
+    cache.delete(imports.import_job_progress_key(job.pk))
 
 
 def test_import_jobs_are_scoped_like_contacts(team_a, team_b, login, client, background):

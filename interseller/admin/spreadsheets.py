@@ -10,7 +10,7 @@ import contextlib
 import os
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -21,7 +21,8 @@ from django.views.decorators.http import require_POST
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 
-from .imports import (
+from .. import imports
+from ..imports import (
     FIELD_LABELS,
     MSG_FILE_EXPIRED,
     MSG_IMPORT_FAILED,
@@ -41,9 +42,11 @@ from .imports import (
     import_result_message,
     sheet_read,
 )
-from .models import Membership, Sequence
-from .resources import ContactExportResource
-from .services import CONTACT_FIELDS
+from ..models import ImportJob, Membership, Sequence
+from ..resources import ContactExportResource
+from ..services import CONTACT_FIELDS
+from .base import ReadOnlyAdmin, TeamScopedAdmin
+from .filters import ScopedTeamFilter
 
 
 class SpreadsheetFormat(base_formats.Format):
@@ -90,12 +93,12 @@ class ContactImportExportMixin(ImportExportMixin):
         return self.has_view_permission(request)
 
     def get_import_form_class(self, request):
-        from .forms_import import ContactImportForm
+        from ..forms_import import ContactImportForm
 
         return ContactImportForm
 
     def get_confirm_form_class(self, request):
-        from .forms_import import ContactConfirmImportForm
+        from ..forms_import import ContactConfirmImportForm
 
         return ContactConfirmImportForm
 
@@ -263,3 +266,52 @@ class ContactImportExportMixin(ImportExportMixin):
                 current_app=self.admin_site.name,
             )
         )
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin, TeamScopedAdmin):
+    """Contact imports run by a worker: read-only, with live progress on the object page."""
+
+    scope_owner_paths = ("owner",)
+    ordering = ["-created_at"]
+    list_display = ["file_name", "team", "state", "progress", "created_by", "created_at"]
+    list_filter = [ScopedTeamFilter, "state"]
+    list_select_related = ["team", "created_by"]
+    search_fields = ["file_name"]
+    fields = [
+        "file_name",
+        "team",
+        "sequence_title",
+        "created_by",
+        "state",
+        "total_rows",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+    change_form_template = "admin/interseller/importjob/change_form.html"
+    refresh_seconds = 3
+
+    def get_queryset(self, request):
+        # The uploaded file can be megabytes: never load it to list or show jobs.
+        return super().get_queryset(request).defer("data")
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return f"{imports.import_job_progress(obj)} of {obj.total_rows} rows"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, object_id)
+        processed = imports.import_job_progress(job)
+        extra = {
+            "processed": processed,
+            "percent": int(100 * processed / job.total_rows) if job.total_rows else 100,
+            "running": job.state in (ImportJob.State.QUEUED, ImportJob.State.RUNNING),
+            "refresh_seconds": self.refresh_seconds,
+            "result_message": imports.import_result_message(job, job.sequence_title),
+            "contacts_url": reverse("admin:interseller_contact_changelist"),
+            "import_url": reverse("admin:interseller_contact_import"),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=extra)

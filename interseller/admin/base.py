@@ -2,7 +2,8 @@
 
 Scoping is enforced here on the server: querysets, object pages reached by typed URL,
 autocomplete, foreign-key choices, and actions posted with hand-made ids. Another team's object
-answers 404.
+answers 404. Also the changelist that turns odd filter values into Django's "invalid filter"
+redirect, and the small mixins the core's admins share.
 """
 
 from __future__ import annotations
@@ -10,19 +11,18 @@ from __future__ import annotations
 from datetime import MAXYEAR, MINYEAR
 from typing import Any
 
-from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from .models import Contact, Enrollment, Membership, Sequence, Team
-from .scoping import Scope, scope_for
-
-MSG_TEAM_MISMATCH = "{label} must belong to the team “{team}”."
+from ..forms import TeamConsistentForm
+from ..models import Membership, Sequence, Team
+from ..scoping import Scope, scope_for, scoped_queryset
 
 
 def team_id_of(obj: Model, path: str) -> int | None:
@@ -33,64 +33,6 @@ def team_id_of(obj: Model, path: str) -> int | None:
         if obj is None:
             return None
     return getattr(obj, f"{last}_id", None)
-
-
-def scoped_queryset(request, model: type[Model]) -> QuerySet:
-    """The rows of `model` this request's user may pick from in a form."""
-    scope = scope_for(request)
-    qs = model._default_manager.all()
-    if model is Team:
-        return qs.filter(scope.q(team="id"))
-    if model is Membership:
-        return qs.filter(scope.q(team="team", owners=("id",))).select_related("user", "team")
-    if model is Sequence:
-        return qs.filter(scope.q(team="team", owners=("owner",)))
-    if model is Contact:
-        return qs.filter(scope.q(team="team", owners=("owner",)))
-    if model is Enrollment:
-        return qs.filter(
-            scope.q(team="sequence__team", owners=("sequence__owner", "contact__owner"))
-        )
-    return qs
-
-
-def _teams_of_value(value: Any) -> set[int]:
-    if isinstance(value, Team):
-        return {value.pk}
-    team_id = getattr(value, "team_id", None)
-    if team_id is not None:
-        return {team_id}
-    if isinstance(value, Enrollment):
-        return {value.sequence.team_id}
-    return set()
-
-
-class TeamConsistentForm(forms.ModelForm):
-    """Refuses a row whose related objects come from different teams."""
-
-    def clean(self):
-        cleaned = super().clean()
-        team = cleaned.get("team") or getattr(self.instance, "team", None)
-        team_id = team.pk if isinstance(team, Team) else None
-        for name, value in cleaned.items():
-            if name == "team" or value is None:
-                continue
-            values = value if isinstance(value, QuerySet | list | tuple) else [value]
-            for item in values:
-                teams = _teams_of_value(item)
-                if not teams:
-                    continue
-                if team_id is None:
-                    team_id = next(iter(teams))
-                    team = Team.objects.get(pk=team_id)
-                elif team_id not in teams:
-                    label = self.fields[name].label if name in self.fields else name
-                    self.add_error(
-                        name if name in self.fields else None,
-                        MSG_TEAM_MISMATCH.format(label=label, team=team),
-                    )
-                    break
-        return cleaned
 
 
 class ChoiceListFilter(admin.SimpleListFilter):
@@ -304,3 +246,32 @@ class ReadOnlyAdmin:
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+def count_of(model) -> Subquery:
+    rows = model.objects.filter(team=OuterRef("pk")).order_by().values("team")
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
+
+
+class OwnedByMeByDefault:
+    """A new sequence or contact starts out in the user's team, owned by them."""
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        own = scoped_queryset(request, Membership).filter(user=request.user)
+        if own.count() == 1:
+            initial.setdefault("team", own[0].team_id)
+            initial.setdefault("owner", own[0].pk)
+        return initial
+
+
+class EnrollmentColumns:
+    """Columns of rows that hang off an enrollment."""
+
+    @admin.display(description="contact", ordering="enrollment__contact__email")
+    def contact_email(self, obj):
+        return obj.enrollment.contact.email
+
+    @admin.display(description="sequence", ordering="enrollment__sequence__title")
+    def sequence_title(self, obj):
+        return obj.enrollment.sequence.title

@@ -1,0 +1,63 @@
+"""Resync runs: progress, refreshed while a run has work left."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from interseller.admin.base import (
+    ReadOnlyAdmin,
+    TeamScopedAdmin,
+)
+
+from .. import services
+from ..models import (
+    ResyncRun,
+    SyncTask,
+)
+from .common import runs_visible_to
+
+
+@admin.register(ResyncRun)
+class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
+    ordering = ["-created_at"]
+    list_display = ["description", "state", "total", "progress", "created_at"]
+    list_filter = ["state"]
+    list_select_related = ["team"]
+    search_fields = ["description"]
+    fields = ["description", "team", "state", "total", "skipped", "blocked", "created_at"]
+    readonly_fields = fields
+    change_form_template = "admin/cats_sync/resyncrun/change_form.html"
+
+    def get_queryset(self, request):
+        state = SyncTask.State
+        # One rule for the list and its filters: see runs_visible_to.
+        qs = super().get_queryset(request).filter(pk__in=runs_visible_to(request).values("pk"))
+        return qs.annotate(
+            _done=Count("tasks", filter=Q(tasks__state=state.DONE)),
+            _failed=Count("tasks", filter=Q(tasks__state=state.FAILED)),
+        )
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return f"{obj._done} done, {obj._failed} failed of {obj.total}"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        progress = services.resync_progress(run=run)
+        failed_url = (
+            reverse("admin:interseller_enrollment_changelist")
+            + f"?cats_run={run.pk}&cats_state=error"
+        )
+        extra = {
+            "progress": progress,
+            "running": run.state == ResyncRun.State.RUNNING,
+            "percent": int(100 * progress.done / progress.total) if progress.total else 100,
+            "failed_url": failed_url,
+            "retry_bound": services.retry_bound_text(),
+            "now": timezone.now(),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=extra)

@@ -1,0 +1,83 @@
+"""List filters of the core admins, each offering only what the user may see."""
+
+from __future__ import annotations
+
+from ..models import (
+    Membership,
+    Sequence,
+    Team,
+)
+from ..scoping import scoped_queryset
+from .base import (
+    ChoiceListFilter,
+)
+
+
+class ScopedTeamFilter(ChoiceListFilter):
+    """Team filter listing only the user's own teams (a plain filter would list every team)."""
+
+    title = "team"
+    parameter_name = "team"
+    team_path = "team"
+
+    def lookups(self, request, model_admin):
+        teams = scoped_queryset(request, Team)
+        if teams.count() < 2 and not request.user.is_superuser:
+            return []
+        return [(t.pk, t.name) for t in teams]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{f"{self.team_path}_id": self.value()})
+        return queryset
+
+
+class SequenceTeamFilter(ScopedTeamFilter):
+    team_path = "sequence__team"
+
+
+class OwnerFilter(ChoiceListFilter):
+    title = "owner"
+    parameter_name = "owner"
+
+    def lookups(self, request, model_admin):
+        members = scoped_queryset(request, Membership)
+        return [(m.pk, str(m)) for m in members]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(owner_id=self.value())
+        return queryset
+
+
+class SequenceFilter(ChoiceListFilter):
+    title = "sequence"
+    parameter_name = "sequence"
+    path = "enrollments__sequence"
+
+    def lookups(self, request, model_admin):
+        return [(s.pk, s.title) for s in scoped_queryset(request, Sequence).order_by("title")]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(**{f"{self.path}_id": self.value()}).distinct()
+        return queryset
+
+
+class EnrollmentSequenceFilter(SequenceFilter):
+    path = "sequence"
+
+
+class HasSequenceFilter(ChoiceListFilter):
+    title = "in a sequence"
+    parameter_name = "enrolled"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "In a sequence"), ("no", "In no sequence")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(_sequences__gt=0)
+        if self.value() == "no":
+            return queryset.filter(_sequences=0)
+        return queryset
