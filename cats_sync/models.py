@@ -454,6 +454,7 @@ class SyncTask(models.Model):
         DONE = "done", "Done"
         DEFERRED = "deferred", "Waits for the contact's sync"
         SUPERSEDED = "superseded", "Replaced by newer work"
+        CANCELLED = "cancelled", "Resync cancelled"
 
     # States in which a task still has work to do (the constraint below spells them out).
     OPEN_STATES = ("pending", "running", "paused")

@@ -38,9 +38,6 @@ class Scope:
     def manages(self, team_id: int | None) -> bool:
         return self.is_superuser or team_id in self.managed_team_ids
 
-    def belongs(self, team_id: int | None) -> bool:
-        return self.is_superuser or team_id in self.team_ids
-
     @property
     def manages_any(self) -> bool:
         return self.is_superuser or bool(self.managed_team_ids)

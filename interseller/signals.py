@@ -7,8 +7,6 @@ from django.dispatch import Signal
 contact_added_to_sequence = Signal()
 # kwargs: event (EmailEvent), enrollment (Enrollment), first_reply (bool)
 email_event_recorded = Signal()
-# kwargs: contact (Contact), sequence (Sequence)
-contact_removed_from_sequence = Signal()
 # kwargs: sequence (Sequence, already saved with its new owner), previous_owner_id (int).
 # A receiver may return a notice (str) the person who made the change is shown.
 sequence_owner_changed = Signal()

@@ -32,12 +32,6 @@ def build_team(name: str) -> TeamGraph:
     )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Production hashing costs ~0.5 s a password on this machine; tests make hundreds.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(params=sorted(VARIANTS))
 def cats_variant(request) -> dict:
     """Each way the CATS API notes leave open, answered as documented and the other way

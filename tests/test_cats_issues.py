@@ -381,3 +381,29 @@ def test_the_run_page_states_how_long_failures_are_retried(team_a, site, seq, lo
     assert cats.retry_bound_text() in page.content.decode()
     run.refresh_from_db()
     assert run.state == ResyncRun.State.RUNNING  # a GET changes nothing
+
+
+def test_a_running_resync_can_be_cancelled_and_leaves_the_rest_for_later(
+    team_a, site, seq, login
+):
+    for i in range(3):
+        add(seq, f"cancel{i}@example.com")
+    connect(team_a.member, site)
+    run = cats.resync_start(
+        enrollments=Enrollment.objects.filter(sequence=seq),
+        started_by=team_a.member.user,
+        team=team_a.team,
+        description="to cancel",
+    )
+    url = reverse("admin:cats_sync_resyncrun_cancel", args=[run.pk])
+    assert login(team_a.member2).post(url).status_code == 404  # not theirs to see
+    response = login(team_a.member).post(url, follow=True)
+    assert "Resync cancelled: 3 contact(s) were left out" in response.content.decode()
+    run.refresh_from_db()
+    assert run.state == ResyncRun.State.CANCELLED
+    assert cats.resync_progress(run=run).cancelled == 3
+    drain()
+    assert not EnrollmentSync.objects.filter(synced_at__isnull=False).exists()
+    # A later resync finds them again.
+    plan = cats.resync_plan(enrollments=Enrollment.objects.filter(sequence=seq))
+    assert len(plan.to_sync) == 3

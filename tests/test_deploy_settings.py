@@ -102,8 +102,8 @@ def test_https_only_is_off_with_debug():
 
 
 @pytest.mark.django_db
-def test_plain_http_is_served_as_is_with_debug(client):
-    # The suite runs with DEBUG on: no redirect to HTTPS, no HSTS header, whatever the proxy says.
+def test_plain_http_is_served_as_is_under_the_test_settings(client):
+    # The test settings speak plain HTTP: no redirect, no HSTS header, whatever the proxy says.
     response = client.get("/admin/login/", headers={"x-forwarded-proto": "https"})
     assert response.status_code == 200
     assert "Strict-Transport-Security" not in response.headers

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
@@ -11,6 +13,7 @@ from interseller.admin.base import (
     ReadOnlyAdmin,
     TeamScopedAdmin,
 )
+from interseller.scoping import scope_for
 
 from .. import services
 from ..models import (
@@ -18,6 +21,11 @@ from ..models import (
     SyncTask,
 )
 from .common import runs_visible_to
+
+MSG_RUN_CANCELLED = (
+    "Resync cancelled: {left} contact(s) were left out; a later resync picks them up."
+)
+MSG_RUN_NOT_RUNNING = "This resync has already ended."
 
 
 @admin.register(ResyncRun)
@@ -44,6 +52,36 @@ class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
     def progress(self, obj):
         return f"{obj._done} done, {obj._failed} failed of {obj.total}"
 
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "<path:object_id>/cancel/",
+                self.admin_site.admin_view(self.cancel_view),
+                name="cats_sync_resyncrun_cancel",
+            ),
+            *super().get_urls(),
+        ]
+
+    def may_cancel(self, request, run: ResyncRun) -> bool:
+        """Who started the run, or an owner or manager of its team."""
+        scope = scope_for(request)
+        return scope.manages(run.team_id) or run.started_by_id == request.user.pk
+
+    def cancel_view(self, request, object_id):
+        run = self.get_object(request, object_id)  # 404 outside the user's scope
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.may_cancel(request, run):
+            raise PermissionDenied
+        if run.state != ResyncRun.State.RUNNING:
+            self.message_user(request, MSG_RUN_NOT_RUNNING, messages.WARNING)
+        else:
+            left = services.resync_cancel(run=run)
+            self.message_user(request, MSG_RUN_CANCELLED.format(left=left), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:cats_sync_resyncrun_change", args=[run.pk]))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
         progress = services.resync_progress(run=run)
@@ -57,6 +95,8 @@ class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
             "percent": int(100 * progress.done / progress.total) if progress.total else 100,
             "failed_url": failed_url,
             "retry_bound": services.retry_bound_text(),
+            "may_cancel": run.state == ResyncRun.State.RUNNING and self.may_cancel(request, run),
+            "cancel_url": reverse("admin:cats_sync_resyncrun_cancel", args=[run.pk]),
             "now": timezone.now(),
             **(extra_context or {}),
         }

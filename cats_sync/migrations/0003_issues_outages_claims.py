@@ -133,7 +133,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='synctask',
             name='outcome',
-            field=models.CharField(blank=True, choices=[('', '—'), ('created', 'Candidate created'), ('linked', 'Linked to an existing candidate'), ('skipped', 'Already synced'), ('exists', 'Exists in CATS'), ('absent', 'Not in CATS'), ('done', 'Done'), ('deferred', "Waits for the contact's sync"), ('superseded', 'Replaced by newer work')], max_length=16),
+            field=models.CharField(blank=True, choices=[('', '—'), ('created', 'Candidate created'), ('linked', 'Linked to an existing candidate'), ('skipped', 'Already synced'), ('exists', 'Exists in CATS'), ('absent', 'Not in CATS'), ('done', 'Done'), ('deferred', "Waits for the contact's sync"), ('superseded', 'Replaced by newer work'), ('cancelled', 'Resync cancelled')], max_length=16),
         ),
         migrations.CreateModel(
             name='SyncIssue',

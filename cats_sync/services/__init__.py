@@ -48,6 +48,7 @@ from .outbox import (
 from .resync import (
     ResyncPlan,
     RunProgress,
+    resync_cancel,
     resync_plan,
     resync_progress,
     resync_run_close_if_done,
@@ -91,6 +92,7 @@ __all__ = [
     "on_contact_added",
     "on_email_event",
     "require_connected",
+    "resync_cancel",
     "resync_plan",
     "resync_progress",
     "resync_run_close_if_done",

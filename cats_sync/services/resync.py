@@ -131,6 +131,19 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
     return run
 
 
+@transaction.atomic
+def resync_cancel(*, run: ResyncRun) -> int:
+    """Stop a run: its waiting contacts are not synced (a later resync still finds them);
+    tasks already running finish. Returns how many contacts were left out."""
+    left = SyncTask.objects.filter(
+        run=run, state__in=[SyncTask.State.PENDING, SyncTask.State.PAUSED]
+    ).update(state=SyncTask.State.DONE, outcome=SyncTask.Outcome.CANCELLED, waiting_on="")
+    ResyncRun.objects.filter(pk=run.pk, state=ResyncRun.State.RUNNING).update(
+        state=ResyncRun.State.CANCELLED, finished_at=timezone.now()
+    )
+    return left
+
+
 def resync_run_close_if_done(*, run_id: int) -> bool:
     """A run ends when none of its tasks has work left; called as each of them ends."""
     if SyncTask.objects.filter(run_id=run_id, state__in=SyncTask.OPEN_STATES).exists():
@@ -154,6 +167,7 @@ class RunProgress:
     eta: datetime | None
     # The latest time a waiting task is due again (a back-off or budget wait).
     last_due: datetime | None = None
+    cancelled: int = 0
 
 
 def resync_progress(*, run: ResyncRun) -> RunProgress:
@@ -174,6 +188,7 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
     skipped = run.skipped + total(
         lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.SKIPPED
     )
+    cancelled = total(lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.CANCELLED)
     eta = last_due = None
     if waiting:
         last_due = run.tasks.filter(state=SyncTask.State.PENDING).aggregate(m=Max("not_before"))[
@@ -192,6 +207,7 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
         waiting=waiting,
         eta=eta,
         last_due=last_due,
+        cancelled=cancelled,
     )
 
 
