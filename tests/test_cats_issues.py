@@ -383,9 +383,7 @@ def test_the_run_page_states_how_long_failures_are_retried(team_a, site, seq, lo
     assert run.state == ResyncRun.State.RUNNING  # a GET changes nothing
 
 
-def test_a_running_resync_can_be_cancelled_and_leaves_the_rest_for_later(
-    team_a, site, seq, login
-):
+def test_a_running_resync_can_be_cancelled_and_leaves_the_rest_for_later(team_a, site, seq, login):
     for i in range(3):
         add(seq, f"cancel{i}@example.com")
     connect(team_a.member, site)
