@@ -3,8 +3,11 @@ the outage back-off. Shared by every worker and teammate on the site, through it
 
 Budget. CATS allows about 500 requests an hour per account on a rolling window. We log each
 request we send and count the window ourselves; CATS' X-Rate-Limit-Remaining, when lower (the
-key is used elsewhere too), wins while it is fresh. Live work may spend the whole budget; bulk
-work stops short of a reserve so contacts being messaged right now are never starved. A 429
+key is used elsewhere too), wins while it is fresh. The limit comes from X-Rate-Limit-Limit;
+the window is learned from how CATS' count drops as our own requests age out (and grows back
+after a 429 our count did not expect), so an account with another window is used fully.
+Live work may spend the whole budget; bulk work stops short of a reserve so contacts being
+messaged right now are never starved. A 429
 blocks the site for exactly its Retry-After; its (zero) remaining count is not learned, the
 next successful answer tells the truth.
 
@@ -137,17 +140,24 @@ def budget_refund(*, request_id: int) -> None:
 
 
 def site_answered(*, site_id: int, status: int, limit: int | None, remaining: int | None) -> bool:
-    """CATS answered (any HTTP answer but a 5xx). Learns the headers and ends an outage.
+    """CATS answered (any HTTP answer but a 5xx). Learns the limit, the remaining count and the
+    window from its headers, and ends an outage.
 
     Returns True when this answer ended an outage (the caller wakes the site's work).
     """
     updates: dict = {}
-    if status != 429:
+    if status == 429:
+        _window_grow(site_id)
+    else:
         if limit:
             updates["rate_limit"] = limit
         if remaining is not None:
             updates["header_remaining"] = remaining
             updates["header_seen_at"] = timezone.now()
+            if limit:
+                window = _window_learned(site_id, used=limit - remaining)
+                if window is not None:
+                    updates["rate_window_seconds"] = window
     ended = bool(
         CatsSite.objects.filter(pk=site_id, outage_failures__gt=0).update(
             outage_failures=0, outage_until=None, outage_probe_at=None, **updates
@@ -156,6 +166,54 @@ def site_answered(*, site_id: int, status: int, limit: int | None, remaining: in
     if not ended and updates:
         CatsSite.objects.filter(pk=site_id).update(**updates)
     return ended
+
+
+# Our requests younger than this may still be in flight, not yet counted by CATS.
+IN_FLIGHT_SECONDS = 5
+WINDOW_FLOOR_SECONDS = 10
+WINDOW_CEILING_SECONDS = 3600
+
+
+def _window_learned(site_id: int, *, used: int) -> int | None:
+    """A shorter window than we assume, if CATS counts fewer of our requests than our log.
+
+    CATS says `used` requests count now. Were we the key's only user, those are our newest
+    `used` requests; if our log holds more than that inside the window we assume, the window
+    ends before the next older one. Others using the key only raise `used`, so this never
+    shrinks the window too far; requests still in flight are left out of the reckoning.
+    """
+    site = CatsSite.objects.filter(pk=site_id).values("rate_window_seconds").first()
+    if site is None:
+        return None
+    now = timezone.now()
+    window = site["rate_window_seconds"]
+    settled_before = now - timedelta(seconds=IN_FLIGHT_SECONDS)
+    fresh = CatsRequest.objects.filter(site_id=site_id, at__gte=settled_before).count()
+    counted = max(used - fresh, 0)
+    settled = CatsRequest.objects.filter(
+        site_id=site_id, at__lt=settled_before, at__gt=now - timedelta(seconds=window)
+    ).order_by("-at")
+    older = settled.values_list("at", flat=True)[counted : counted + 2]
+    if len(older) < 2:
+        return None  # our log agrees with CATS (or says too little to tell)
+    aged_out = older[0]
+    learned = max(int((now - aged_out).total_seconds()) + 1, WINDOW_FLOOR_SECONDS)
+    return learned if learned < window else None
+
+
+def _window_grow(site_id: int) -> None:
+    """A 429 while our count said there was room: the window is longer than we assume."""
+    site = CatsSite.objects.filter(pk=site_id).values("rate_window_seconds", "rate_limit").first()
+    if site is None:
+        return
+    window = site["rate_window_seconds"]
+    ours = CatsRequest.objects.filter(
+        site_id=site_id, at__gt=timezone.now() - timedelta(seconds=window)
+    ).count()
+    if ours < site["rate_limit"] - 1 and window < WINDOW_CEILING_SECONDS:
+        CatsSite.objects.filter(pk=site_id).update(
+            rate_window_seconds=min(window * 2, WINDOW_CEILING_SECONDS)
+        )
 
 
 def site_failed(*, site_id: int) -> bool:

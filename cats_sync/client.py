@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -82,6 +83,13 @@ class CatsUnavailable(CatsError):
         super().__init__(message, **kwargs)
         self.write_may_have_happened = write_may_have_happened
         self.never_reached = never_reached
+
+
+@dataclass(frozen=True)
+class PipelineAdded:
+    id: int
+    # The pipeline as CATS holds it when it existed already (its status); None when new.
+    existing: dict | None = None
 
 
 class RequestGate:
@@ -565,10 +573,17 @@ class CatsClient:
     def add_candidate_to_job(
         self, candidate_id: int, job_id: int, *, rating: int | None = None
     ) -> int:
-        """Put a candidate on a job's pipeline and return the pipeline id, existing or new.
+        """Put a candidate on a job's pipeline and return the pipeline id, existing or new."""
+        return self.pipeline_add(candidate_id, job_id, rating=rating).id
+
+    def pipeline_add(
+        self, candidate_id: int, job_id: int, *, rating: int | None = None
+    ) -> PipelineAdded:
+        """Put a candidate on a job's pipeline; says whether it was there already (and then
+        its row, with its status).
 
         What CATS answers to a second add is undocumented (409, 400/422 or the existing row
-        are all plausible), so any refusal or lost answer is settled by listing the
+        with 200 are all plausible), so any refusal or lost answer is settled by listing the
         candidate's pipelines; it raises only when no pipeline for the job exists.
         """
         body: dict[str, Any] = {"candidate_id": candidate_id, "job_id": job_id}
@@ -584,7 +599,7 @@ class CatsClient:
             existing = self._existing_pipeline(candidate_id, job_id)
             if existing is None:
                 raise
-            return existing
+            return PipelineAdded(_as_int(existing.get("id")), existing)
         except CatsUnavailable as exc:
             if not exc.write_may_have_happened:
                 raise
@@ -594,18 +609,28 @@ class CatsClient:
                 raise exc from None
             if existing is None:
                 raise
-            return existing
+            return PipelineAdded(_as_int(existing.get("id")), existing)
         created = self._created_id(response)
+        row = None
+        if response.status_code != 201 and response.content:
+            # The existing pipeline, answered instead of a refusal.
+            try:
+                body_row = response.json()
+            except ValueError:
+                body_row = None
+            row = body_row if isinstance(body_row, dict) else {}
         if created is None:
-            created = self._existing_pipeline(candidate_id, job_id)
+            existing = self._existing_pipeline(candidate_id, job_id)
+            created = _as_int(existing.get("id")) if existing else None
+            row = existing
         if created is None:
             raise CatsError("CATS accepted the pipeline but named no id.")
-        return created
+        return PipelineAdded(created, row)
 
-    def _existing_pipeline(self, candidate_id: int, job_id: int) -> int | None:
+    def _existing_pipeline(self, candidate_id: int, job_id: int) -> dict | None:
         for pipeline in self.list_candidate_pipelines(candidate_id):
             if _as_int(pipeline.get("job_id")) == job_id:
-                return _as_int(pipeline.get("id"))
+                return pipeline
         return None
 
     # Reference: https://docs.catsone.com/api/v3/#pipelines-change-a-pipeline-s-status

@@ -20,6 +20,9 @@ class CatsSite(models.Model):
     header_remaining = models.IntegerField(null=True, blank=True)
     header_seen_at = models.DateTimeField(null=True, blank=True)
     blocked_until = models.DateTimeField(null=True, blank=True)
+    # One runner at a time works through a site's due tasks, in priority order (engine/runner).
+    runner_token = models.CharField(max_length=32, blank=True)
+    runner_until = models.DateTimeField(null=True, blank=True)
 
     class EmailSearch(models.TextChoices):
         UNKNOWN = "", "Not probed yet"
@@ -262,6 +265,14 @@ class CandidateLink(models.Model):
     # settle window, looks the email up, and creates only with CATS' duplicate check on.
     create_sent_at = models.DateTimeField(null=True, blank=True)
     created_by_us = models.BooleanField(default=False)
+    # The last time a search found no candidate with this email: a create soon after need not
+    # search again (it goes out with CATS' duplicate check on, which catches the rest).
+    absent_checked_at = models.DateTimeField(null=True, blank=True)
+    # What CATS holds of the candidate as we last wrote or read it: the names a full PUT must
+    # repeat, and custom field values ({field id: value}), so an unchanged value is not re-sent.
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    custom_values = models.JSONField(default=dict, blank=True)
     # The team whose contact made us create it: for that team it never "exists in CATS".
     created_for_team = models.ForeignKey(
         "interseller.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -315,6 +326,9 @@ class EnrollmentSync(models.Model):
     created_candidate = models.BooleanField(default=False)
     synced_at = models.DateTimeField(null=True, blank=True)
     status_id = models.BigIntegerField(null=True, blank=True)
+    # When `status_id` was last known true (we set it, read it, or a webhook told us). None
+    # with a pipeline means "at the workflow's first status since we made it".
+    status_seen_at = models.DateTimeField(null=True, blank=True)
     # Last values sent to mapped custom fields, so unchanged ones spend no request.
     field_values_sent = models.JSONField(default=dict, blank=True)
     exists_in_cats = models.BooleanField(default=False)

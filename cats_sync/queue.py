@@ -17,20 +17,31 @@ from .models import SyncTask
 
 log = logging.getLogger(__name__)
 
-BATCH = 25  # tasks per message: one batched email lookup covers a batch
+BATCH = 25  # tasks a test's drain() runs at once: one batched email lookup covers them
 
 
 def enqueue(task_ids: Iterable[int]) -> None:
+    """Wake the runners of the sites these tasks belong to (engine/site_runner.py)."""
+    ids = list(task_ids)
+    site_ids: set[int] = set()
+    for start in range(0, len(ids), 900):
+        site_ids.update(
+            SyncTask.objects.filter(pk__in=ids[start : start + 900], account__site__isnull=False)
+            .values_list("account__site_id", flat=True)
+            .distinct()
+        )
+    enqueue_sites(sorted(site_ids))
+
+
+def enqueue_sites(site_ids: Iterable[int]) -> None:
     from django_q.tasks import async_task
 
-    ids = list(task_ids)
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
+    for site_id in site_ids:
         try:
-            async_task("cats_sync.tasks.run_sync_tasks", chunk, group="cats-sync")
+            async_task("cats_sync.tasks.run_site", site_id, group="cats-sync")
         except Exception:
             # Broker down: the rows are committed and the sweeper will find them.
-            log.warning("Could not enqueue CATS sync tasks %s; the sweeper will", chunk)
+            log.warning("Could not wake the CATS runner of site %s; the sweeper will", site_id)
             return
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from . import crypto, queue
 from .budget import budget_prune
 from .engine import running_lease, tasks_execute
+from .engine.site_runner import site_run
 from .models import CatsAccount, ResyncRun, SyncTask
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,12 @@ BATCH = queue.BATCH
 DONE_RETENTION = timedelta(days=30)
 
 
+def run_site(site_id: int) -> dict[str, int]:
+    return site_run(site_id=site_id)
+
+
 def run_sync_tasks(task_ids: list[int]) -> dict[str, int]:
+    """Messages queued before the site runners existed still run."""
     return tasks_execute(task_ids=task_ids)
 
 
@@ -31,23 +37,24 @@ def sweep(limit: int = 500) -> int:
         state=SyncTask.State.RUNNING, claimed_at__lt=now - running_lease()
     ).update(state=SyncTask.State.PENDING, claimed_at=None, claim_token="", not_before=now)
     _resume_readable_keys()
-    due = list(
-        SyncTask.objects.filter(state=SyncTask.State.PENDING, not_before__lte=now)
-        .order_by("priority", "not_before")
-        .values_list("id", "account_id")[:limit]
+    # A runner whose worker died lets go of its site when its lease ends.
+    sites = sorted(
+        set(
+            SyncTask.objects.filter(
+                state=SyncTask.State.PENDING, not_before__lte=now, account__site__isnull=False
+            )
+            .values_list("account__site_id", flat=True)
+            .distinct()[:limit]
+        )
     )
-    by_account: dict[int | None, list[int]] = {}
-    for task_id, account_id in due:
-        by_account.setdefault(account_id, []).append(task_id)
-    for ids in by_account.values():
-        queue.enqueue(ids)
+    queue.enqueue_sites(sites)
     _close_finished_runs()
     budget_prune()
     # Finished live work is history nobody reads after a while; runs keep theirs for progress.
     SyncTask.objects.filter(
         state=SyncTask.State.DONE, run=None, updated_at__lt=now - DONE_RETENTION
     ).delete()
-    return len(due)
+    return len(sites)
 
 
 def _resume_readable_keys() -> None:

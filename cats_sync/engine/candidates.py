@@ -29,6 +29,8 @@ from .lookups import first_id
 SOURCE = "Interseller"
 # Another worker's claim older than this belonged to a worker that died.
 CLAIM_LEASE = timedelta(minutes=2)
+# A search that found nothing is trusted this long by the create that follows it.
+ABSENT_TRUST = timedelta(minutes=10)
 
 
 def settle_window() -> timedelta:
@@ -55,6 +57,10 @@ def _link(site, email: str) -> CandidateLink:
         return CandidateLink.objects.get(site=site, email=email)
 
 
+def _recently_absent(link: CandidateLink, now) -> bool:
+    return link.absent_checked_at is not None and link.absent_checked_at > now - ABSENT_TRUST
+
+
 def _is_ours(link: CandidateLink, team_id: int) -> bool:
     """What this app created for this team is never "already in CATS" for it."""
     return link.created_by_us and link.created_for_team_id in (None, team_id)
@@ -71,10 +77,16 @@ def candidate_find(ctx: StepContext, contact: Contact) -> Candidate:
     rows = ctx.lookups.find(site=ctx.site, client=ctx.client, email=contact.email)
     found = first_id(rows)
     if found:
+        row = _row_of(rows, found) or {}
         CandidateLink.objects.filter(pk=link.pk, candidate_id=None).update(
-            candidate_id=found, created_by_us=False
+            candidate_id=found,
+            created_by_us=False,
+            first_name=str(row.get("first_name") or "")[:150],
+            last_name=str(row.get("last_name") or "")[:150],
+            custom_values=custom_values_of(row),
         )
-        return Candidate(found, False, row=_row_of(rows, found))
+        return Candidate(found, False, row=row)
+    CandidateLink.objects.filter(pk=link.pk).update(absent_checked_at=timezone.now())
     return Candidate(None, False)
 
 
@@ -107,11 +119,16 @@ def candidate_ensure(ctx: StepContext, contact: Contact, *, custom_fields: list[
             settled = link.create_sent_at + settle_window()
             if settled > now:
                 raise Wait(messages.WAIT_SETTLE, until=settled)
+        if not lost and _recently_absent(link, now):
+            # Searched a moment ago (before a budget wait, say): the create's own duplicate
+            # check covers what may have changed since.
+            return _create(ctx, link, contact, custom_fields=custom_fields, lost=False)
         rows = ctx.lookups.find(site=site, client=ctx.client, email=contact.email, fresh=lost)
         found = first_id(rows)
         if found:
-            _linked(link, found, ours=lost, team_id=team_id)
+            _linked(link, found, ours=lost, team_id=team_id, row=_row_of(rows, found))
             return Candidate(found, lost, created_now=lost, row=_row_of(rows, found))
+        CandidateLink.objects.filter(pk=link.pk).update(absent_checked_at=now)
         return _create(ctx, link, contact, custom_fields=custom_fields, lost=lost)
     except Wait:
         _release(link)
@@ -136,10 +153,18 @@ def _create(
         rows = ctx.lookups.find(site=ctx.site, client=ctx.client, email=contact.email, fresh=True)
         found = first_id(rows)
         if found:
-            _linked(link, found, ours=lost, team_id=contact.team_id)
-            return Candidate(found, lost, created_now=lost, row=_row_of(rows, found))
+            row = _row_of(rows, found)
+            _linked(link, found, ours=lost, team_id=contact.team_id, row=row)
+            return Candidate(found, lost, created_now=lost, row=row)
         created = _create_plain(ctx, link, payload, custom_fields)
-    _linked(link, created, ours=True, team_id=contact.team_id)
+    _linked(
+        link,
+        created,
+        ours=True,
+        team_id=contact.team_id,
+        names=(payload["first_name"], payload["last_name"]),
+        custom_values={str(f["id"]): f["value"] for f in custom_fields},
+    )
     return Candidate(created, True, created_now=True)
 
 
@@ -183,15 +208,43 @@ def _create_plain(ctx: StepContext, link, payload: dict, custom_fields: list[dic
         ) from exc
 
 
-def _linked(link: CandidateLink, candidate_id: int, *, ours: bool, team_id: int) -> None:
-    CandidateLink.objects.filter(pk=link.pk).update(
-        candidate_id=candidate_id,
-        claimed_by="",
-        claimed_at=None,
-        create_sent_at=None,
-        created_by_us=ours,
-        created_for_team_id=team_id if ours else None,
-    )
+def _linked(
+    link: CandidateLink,
+    candidate_id: int,
+    *,
+    ours: bool,
+    team_id: int,
+    row: dict | None = None,
+    names: tuple[str, str] | None = None,
+    custom_values: dict | None = None,
+) -> None:
+    """Record which candidate holds the email, and what we know CATS holds of it."""
+    updates = {
+        "candidate_id": candidate_id,
+        "claimed_by": "",
+        "claimed_at": None,
+        "create_sent_at": None,
+        "created_by_us": ours,
+        "created_for_team_id": team_id if ours else None,
+    }
+    if row is not None:
+        names = (str(row.get("first_name") or ""), str(row.get("last_name") or ""))
+        custom_values = custom_values_of(row)
+    if names is not None:
+        updates["first_name"], updates["last_name"] = names[0][:150], names[1][:150]
+    if custom_values is not None:
+        updates["custom_values"] = custom_values
+    CandidateLink.objects.filter(pk=link.pk).update(**updates)
+
+
+def custom_values_of(row: dict) -> dict[str, object]:
+    """{field id: value} of a candidate as CATS returned it (read shape)."""
+    values = (row.get("_embedded") or {}).get("custom_fields") or row.get("custom_fields") or []
+    out = {}
+    for item in values if isinstance(values, list) else []:
+        if isinstance(item, dict) and item.get("id") is not None:
+            out[str(item["id"])] = item.get("value")
+    return out
 
 
 def _release(link: CandidateLink) -> None:

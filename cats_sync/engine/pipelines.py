@@ -22,7 +22,7 @@ def pipeline_ensure(ctx: StepContext) -> None:
     if not es.job_id or es.pipeline_id:
         return
     try:
-        es.pipeline_id = ctx.client.add_candidate_to_job(es.candidate_id, es.job_id)
+        added = ctx.client.pipeline_add(es.candidate_id, es.job_id)
     except (CatsNotFound, CatsRejected) as exc:
         # CATS does not say which of the two ids it refused: ask about each.
         if _missing(ctx.client.get_job, es.job_id):
@@ -41,7 +41,14 @@ def pipeline_ensure(ctx: StepContext) -> None:
             code=EnrollmentSync.Error.REJECTED,
             step=SyncIssue.Step.JOB,
         ) from exc
-    EnrollmentSync.objects.filter(pk=es.pk).update(pipeline_id=es.pipeline_id)
+    es.pipeline_id = added.id
+    # Where the pipeline stands: at the workflow's start when we made it, else as CATS said.
+    es.status_id = _as_int((added.existing or {}).get("status_id"))
+    known = added.existing is None or es.status_id is not None
+    es.status_seen_at = timezone.now() if known else None
+    EnrollmentSync.objects.filter(pk=es.pk).update(
+        pipeline_id=es.pipeline_id, status_id=es.status_id, status_seen_at=es.status_seen_at
+    )
     issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.JOB)
 
 
@@ -98,14 +105,16 @@ def status_advance(ctx: StepContext, title: str) -> None:
     if known is not None and known.position >= target.position:
         issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
         return
-    if pipeline is None:
+    if pipeline is None and not status_record_fresh(ctx):
+        # A recruiter may have moved it since we last knew: never move it back.
         pipeline = _read_pipeline(ctx)
-    current = by_id.get(_as_int(pipeline.get("status_id")))
-    if current is not None and current.position >= target.position:
-        es.status_id = current.cats_id
-        EnrollmentSync.objects.filter(pk=es.pk).update(status_id=current.cats_id)
-        issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
-        return
+    if pipeline is not None:
+        current = by_id.get(_as_int(pipeline.get("status_id")))
+        if current is not None:
+            _status_seen(es, current.cats_id)
+        if current is not None and current.position >= target.position:
+            issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
+            return
     try:
         client.change_pipeline_status(
             es.pipeline_id,
@@ -114,15 +123,48 @@ def status_advance(ctx: StepContext, title: str) -> None:
             trigger_ids=list(target.trigger_ids),
         )
     except (CatsRejected, CatsNotFound) as exc:
+        if pipeline is None:
+            # Refused on the strength of our own record: see where CATS has it, so the error
+            # (or the skip) is about the pipeline as it is.
+            EnrollmentSync.objects.filter(pk=es.pk).update(status_seen_at=None)
+            es.status_seen_at = None
+            current = by_id.get(_as_int(_read_pipeline(ctx).get("status_id")))
+            if current is not None:
+                _status_seen(es, current.cats_id)
+            if current is not None and current.position >= target.position:
+                issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
+                return
         raise NeedsPerson(
             messages.ERR_STATUS_REFUSED.format(status=title, message=exc.message),
             code=EnrollmentSync.Error.REJECTED,
             step=SyncIssue.Step.STATUS,
             key=title,
         ) from exc
-    es.status_id = target.cats_id
-    EnrollmentSync.objects.filter(pk=es.pk).update(status_id=target.cats_id)
+    _status_seen(es, target.cats_id)
     issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
+
+
+# How long our record of a pipeline's status is trusted without a webhook keeping it current.
+STATUS_TRUST = timedelta(minutes=10)
+
+
+def status_record_fresh(ctx: StepContext) -> bool:
+    """Whether our record of where the pipeline stands can stand in for a GET: we set or read
+    it lately (and CATS' webhooks, when registered, tell us of every move since)."""
+    es = ctx.es
+    if es.status_seen_at is None:
+        return False
+    if getattr(ctx.account, "webhooks_active", False):
+        return True
+    return es.status_seen_at > timezone.now() - STATUS_TRUST
+
+
+def _status_seen(es: EnrollmentSync, status_id: int | None) -> None:
+    es.status_id = status_id
+    es.status_seen_at = timezone.now()
+    EnrollmentSync.objects.filter(pk=es.pk).update(
+        status_id=status_id, status_seen_at=es.status_seen_at
+    )
 
 
 def _read_pipeline(ctx: StepContext) -> dict:

@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import messages
@@ -35,6 +35,7 @@ from ..services.connection import cats_account_mark_invalid, cats_client_for
 from ..services.issues import issue_raise
 from ..services.outbox import enrollment_sync_capture
 from ..services.resync import resync_run_close_if_done
+from .candidates import ABSENT_TRUST
 from .context import StepContext
 from .lookups import Lookups
 from .steps import dedup_check, event_process, sync_enrollment
@@ -79,12 +80,22 @@ def _claim(task: SyncTask) -> bool:
     return bool(taken)
 
 
-def tasks_execute(*, task_ids: list[int]) -> dict[str, int]:
+def _live_waiting(site_id: int) -> bool:
+    return SyncTask.objects.filter(
+        state=SyncTask.State.PENDING,
+        priority=SyncTask.Priority.LIVE,
+        not_before__lte=timezone.now(),
+        account__site_id=site_id,
+    ).exists()
+
+
+def tasks_execute(*, task_ids: list[int], site_id: int | None = None) -> dict[str, int]:
     """Run these tasks (those still due). Safe to call twice with the same ids.
 
     Each task is claimed just before it runs, and no new one starts after BATCH_SECONDS, so a
     slow CATS never pushes a batch past the queue's timeout: what is left stays pending for
-    the sweeper.
+    the sweeper. Given the site they belong to, bulk work stops as soon as live work of the
+    site is due (the site's runner then takes that first).
     """
     deadline = time.monotonic() + BATCH_SECONDS
     tasks = list(
@@ -104,6 +115,9 @@ def tasks_execute(*, task_ids: list[int]) -> dict[str, int]:
     lookups = _prefetch(tasks)
     for task in tasks:
         if time.monotonic() > deadline:
+            break
+        bulk = task.priority != SyncTask.Priority.LIVE
+        if site_id is not None and bulk and _live_waiting(site_id):
             break
         if not _claim(task):
             continue
@@ -132,9 +146,17 @@ def _prefetch(tasks: list[SyncTask]) -> Lookups:
             continue
         account = account_tasks[0].account
         emails = [t.enrollment.contact.email for t in account_tasks]
+        # Emails whose answer we hold (a candidate, a create in flight, a search that just
+        # found nothing) need no search.
+        fresh = timezone.now() - ABSENT_TRUST
         known = set(
             CandidateLink.objects.filter(site=account.site, email__in=emails)
-            .exclude(candidate_id=None, claimed_by="", create_sent_at=None)
+            .filter(
+                Q(candidate_id__isnull=False)
+                | ~Q(claimed_by="")
+                | Q(create_sent_at__isnull=False)
+                | Q(absent_checked_at__gt=fresh)
+            )
             .values_list("email", flat=True)
         )
         wanted = [e for e in emails if e not in known]

@@ -41,10 +41,8 @@ def sync_enrollment(ctx: StepContext) -> str:
     inline_payload = [
         {"id": int(spec["field_id"]), "value": value} for spec, value in inline.values()
     ]
-    created_now = False
     if not es.candidate_id:
         candidate = candidate_ensure(ctx, enrollment.contact, custom_fields=inline_payload)
-        created_now = candidate.created_now
         es.candidate_id = candidate.id
         es.created_candidate = candidate.created_now
         EnrollmentSync.objects.filter(pk=es.pk).update(
@@ -59,12 +57,7 @@ def sync_enrollment(ctx: StepContext) -> str:
             es.exists_in_cats = True
         issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.CANDIDATE)
     pipeline_ensure(ctx)
-    if created_now and inline_payload:
-        sent_ids = {f["id"] for f in inline_payload}
-        es.field_values_sent = {
-            k: v for k, (spec, v) in inline.items() if int(spec["field_id"]) in sent_ids
-        }
-        EnrollmentSync.objects.filter(pk=es.pk).update(field_values_sent=es.field_values_sent)
+    # What went inline with a create is on the candidate's record; the rest is sent now.
     fields_update(ctx)
     with transaction.atomic():
         locked = EnrollmentSync.objects.select_for_update().get(pk=es.pk)

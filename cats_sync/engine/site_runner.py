@@ -1,0 +1,131 @@
+"""One runner per CATS site works through the site's due tasks, always live work first.
+
+The budget is per site, so two workers on one site would only race each other for it; one
+runner per site (a lease on the site's row) keeps order instead. It looks again before every
+task: a live add made while a bulk backlog runs is next, not after the backlog. Live adds that
+arrive close together are collected for a moment so they share one email search. When the
+budget or a back-off makes everything wait a little, the runner sleeps until then instead of
+leaving the work to the once-a-minute sweeper.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from .. import queue
+from ..models import CatsSite, SyncTask
+from .runner import tasks_execute
+
+# How long one runner works before it hands over (well inside Q_TIMEOUT, 240 s by default).
+RUNNER_SECONDS = 120
+# Sync tasks looked up in one search.
+MAX_BATCH = 25
+# Live adds are collected for at most this long, or until none arrived for COLLECT_QUIET.
+COLLECT_MAX_SECONDS = 3.0
+COLLECT_QUIET_SECONDS = 1.0
+COLLECT_POLL_SECONDS = 0.2
+# A runner sleeps through a wait shorter than this; a longer one is the sweeper's.
+SLEEP_AT_MOST_SECONDS = 30.0
+
+LOOKUP_KINDS = (SyncTask.Kind.SYNC, SyncTask.Kind.DEDUP)
+
+
+def _due(site_id: int):
+    return SyncTask.objects.filter(
+        state=SyncTask.State.PENDING,
+        not_before__lte=timezone.now(),
+        account__site_id=site_id,
+    )
+
+
+def _acquire(site_id: int, token: str) -> bool:
+    now = timezone.now()
+    return bool(
+        CatsSite.objects.filter(pk=site_id)
+        .filter(Q(runner_until__isnull=True) | Q(runner_until__lt=now))
+        .update(runner_token=token, runner_until=now + timedelta(seconds=RUNNER_SECONDS + 90))
+    )
+
+
+def _release(site_id: int, token: str) -> None:
+    CatsSite.objects.filter(pk=site_id, runner_token=token).update(
+        runner_token="", runner_until=None
+    )
+
+
+def _next_batch(site_id: int, deadline: float) -> list[int]:
+    """The next task ids to run: the most urgent due task, with the due tasks of its kind and
+    priority when they look emails up (one search serves them all)."""
+    first = (
+        _due(site_id)
+        .order_by("priority", "not_before", "id")
+        .values("id", "kind", "priority")
+        .first()
+    )
+    if first is None:
+        return []
+    if first["kind"] not in LOOKUP_KINDS:
+        return [first["id"]]
+    same = _due(site_id).filter(kind__in=LOOKUP_KINDS, priority=first["priority"])
+    if first["priority"] == SyncTask.Priority.LIVE:
+        _collect(same, deadline)
+    return list(same.order_by("not_before", "id").values_list("id", flat=True)[:MAX_BATCH])
+
+
+def _collect(due_live, deadline: float) -> None:
+    """Wait a moment while live adds keep arriving, so that they share one search."""
+    started = time.monotonic()
+    while time.monotonic() - started < COLLECT_MAX_SECONDS and time.monotonic() < deadline:
+        newest = due_live.aggregate(newest=Max("created_at"))["newest"]
+        if newest is None or due_live.count() >= MAX_BATCH:
+            return
+        quiet = (timezone.now() - newest).total_seconds()
+        if quiet >= COLLECT_QUIET_SECONDS:
+            return
+        time.sleep(COLLECT_POLL_SECONDS)
+
+
+def _next_due_in(site_id: int) -> float | None:
+    """Seconds until the site's next pending task is due, or None when there is none."""
+    soonest = (
+        SyncTask.objects.filter(state=SyncTask.State.PENDING, account__site_id=site_id)
+        .order_by("not_before")
+        .values_list("not_before", flat=True)
+        .first()
+    )
+    if soonest is None:
+        return None
+    return max((soonest - timezone.now()).total_seconds(), 0.0)
+
+
+def site_run(*, site_id: int) -> dict[str, int]:
+    """Work through the site's due tasks for up to RUNNER_SECONDS. Safe to start any number of
+    times: a second runner finds the site taken and returns at once."""
+    token = uuid.uuid4().hex
+    if not _acquire(site_id, token):
+        return {}
+    deadline = time.monotonic() + RUNNER_SECONDS
+    outcomes: dict[str, int] = {}
+    try:
+        while time.monotonic() < deadline:
+            batch = _next_batch(site_id, deadline)
+            if batch:
+                for outcome, n in tasks_execute(task_ids=batch, site_id=site_id).items():
+                    outcomes[outcome] = outcomes.get(outcome, 0) + n
+                continue
+            wait = _next_due_in(site_id)
+            left = deadline - time.monotonic()
+            if wait is None or wait > min(SLEEP_AT_MOST_SECONDS, left):
+                break
+            time.sleep(wait + 0.05)
+    finally:
+        _release(site_id, token)
+    if _due(site_id).exists():
+        # More is due (it arrived as this runner ended, or it ran out of time): go on.
+        queue.enqueue_sites([site_id])
+    return outcomes
