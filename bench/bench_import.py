@@ -1,163 +1,278 @@
-"""Time the contact import on a generated 10,000-row sheet, through the admin's own views.
+"""Big spreadsheet imports into a synced sequence: time against the worker's timeout, memory
+of the worker as rows go in, and the ratio to a plain bulk_create of the same rows.
 
-    .venv/bin/python bench/bench_import.py [rows]
+    .venv/bin/python bench/bench_import.py [--strict]
 
-Uses a throwaway SQLite file (WAL, as in production defaults), never the project database.
-Prints seconds for the dry run and the confirmed import: new contacts added to a sequence, then
-the same sheet again (all unchanged), then as XLSX.
+For each size (10,000, 50,000 and 100,000 rows; BENCH_SCALE=small: 3,000, 6,000, 10,000;
+BENCH_IMPORT_SIZES=comma-separated to choose), a new team whose owner is connected to CATS in
+mode "sync when added" (the connection row only: no request is sent, no worker runs) uploads a
+CSV of new contacts for its sequence through the admin's import views (in-process Client; the
+dry run's time is a note: it runs inside a web request). The confirmed import is a background
+job; it is then run as a worker runs it, `interseller.tasks.import_job_run`, in a process of
+its own (bench/_import_worker.py, DEBUG off as in production). Its time includes writing
+every contact, enrollment, sync row and task, and handing the sync work to the broker
+(Redis) once the import commits.
+
+The worker process is killed at Q_TIMEOUT (240 s; BENCH_IMPORT_TIMEOUT), as django-q2 kills
+a task: the import then rolls back and, in production, never completes. Every 0.5 s the bench
+reads the process's RSS (/proc) and the rows written so far (the job's progress, in the
+cache), so a killed import still tells its pace and how memory grows with rows. Once a size
+is killed, larger sizes are not run (they would be killed too; BENCH_IMPORT_ALL=1 runs them).
+
+The baseline is the largest CSV written with one `Contact.objects.bulk_create` (batch 1,000)
+in a process of its own. IMPORT_MAX_ROWS and IMPORT_MAX_BYTES are raised for this bench
+(100,000 rows are over the default 50,000 rows and 10 MB).
+
+Rows: the 50,000-row worker time, target <= 120 s (well inside Q_TIMEOUT 240); the 100,000-row
+time over bulk_create, target <= 5 (estimated from the pace when the import was killed:
+INCOMPLETE); RSS growth per 10,000 rows written, target <= 5 MB (flat in rows), with the peak
+of every size in the note.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import os
-import shutil
-import sys
-import tempfile
+import subprocess
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-workdir = tempfile.mkdtemp(prefix="bench-import-")
-os.environ.setdefault("DEBUG", "true")
-os.environ["DATABASE_URL"] = f"sqlite:///{workdir}/bench.sqlite3"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "interseller.settings")
-# Files over IMPORT_BACKGROUND_ROWS are imported by a django-q2 job; run it inline so the
-# confirm step's time includes the whole import.
-os.environ.setdefault("Q_SYNC", "true")
+import harness
 
-import django  # noqa: E402
-
-django.setup()
-
-import openpyxl  # noqa: E402
-from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
-from django.urls import reverse  # noqa: E402
-
-from interseller.models import (  # noqa: E402
-    Contact,
-    Enrollment,
-    ImportJob,
-    Membership,
-    Sequence,
-    Team,
+SIZES = [
+    int(x)
+    for x in os.environ.get(
+        "BENCH_IMPORT_SIZES", "10000,50000,100000" if harness.SCALE == "full" else "3000,6000,10000"
+    ).split(",")
+]
+h = harness.Harness(
+    "import",
+    sandbox=False,
+    env={"IMPORT_MAX_ROWS": str(max(SIZES)), "IMPORT_MAX_BYTES": str(64 * 1024 * 1024)},
 )
 
-HEADERS = [
-    "First Name",
-    "Last Name",
-    "Email Address",
-    "Current Company",
-    "Job Title",
-    "Phone",
-    "LinkedIn",
-    "Location",
-    "Notes",
-]
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
-def sheet_rows(n: int) -> list[list[str]]:
-    return [
-        [
-            f"First{i}",
-            f"Last{i}",
-            f"person{i}@prospect{i % 97}.example",
-            f"Company {i % 500}",
-            "Senior Engineer",
-            f"+1 555 {i:07d}",
-            f"https://www.linkedin.com/in/person{i}",
-            "Berlin, Germany",
-            "imported for the benchmark",
-        ]
-        for i in range(n)
-    ]
+def worker(args: list[str], *, timeout: float, progress=None) -> dict:
+    """Run bench/_import_worker.py; sample its RSS (and `progress()`) until it ends or is
+    killed at `timeout` seconds."""
+    from django.conf import settings
+
+    env = {
+        **h.env,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "CATS_ENCRYPTION_KEYS": settings.CATS_ENCRYPTION_KEYS[0],
+    }
+    out = h.tmp / f"worker-{args[0]}-{time.monotonic_ns()}.log"
+    with open(out, "w") as fh:
+        proc = subprocess.Popen(
+            [harness.PYTHON, str(harness.ROOT / "bench" / "_import_worker.py"), *args],
+            cwd=harness.ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+        started = time.monotonic()
+        samples = []
+        killed = False
+        while proc.poll() is None:
+            elapsed = time.monotonic() - started
+            if elapsed > timeout:
+                proc.kill()  # as django-q2 does at Q_TIMEOUT
+                proc.wait()
+                killed = True
+                break
+            rss = rss_mb(proc.pid)
+            rows = progress() if progress else None
+            if rss is not None:
+                samples.append({"t": round(elapsed, 1), "rss_mb": round(rss, 1), "rows": rows})
+            time.sleep(0.5)
+        seconds = time.monotonic() - started
+    text = out.read_text()
+    if killed:
+        return {"killed": True, "seconds": seconds, "samples": samples}
+    if proc.returncode:
+        raise RuntimeError(f"_import_worker {args[0]} failed:\n{text[-3000:]}")
+    result = json.loads(text.strip().splitlines()[-1])
+    result.update(killed=False, samples=samples)
+    return result
 
 
-def as_csv(rows: list[list[str]]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out).writerows([HEADERS, *rows])
-    return out.getvalue().encode("utf-8-sig")
-
-
-def as_xlsx(rows: list[list[str]]) -> bytes:
-    book = openpyxl.Workbook(write_only=True)
-    sheet = book.create_sheet()
-    sheet.append(HEADERS)
-    for row in rows:
-        sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def run(client: Client, label: str, data: bytes, name: str, team: Team, sequence=None) -> None:
-    t0 = time.perf_counter()
-    dry = client.post(
-        reverse("admin:interseller_contact_import"),
-        {
-            "team": team.pk,
-            "sequence": sequence.pk if sequence else "",
-            "format": "0",
-            "resource": "",
-            "import_file": SimpleUploadedFile(name, data),
-        },
-    )
-    t1 = time.perf_counter()
-    form = dry.context["confirm_form"]
-    assert form is not None, dry.context.get("shown_errors") or dry.context["form"].errors
-    counts = dry.context["counts"]
-    done = client.post(
-        reverse("admin:interseller_contact_process_import"),
-        {name: form.initial.get(name, "") for name in form.fields},
-    )
-    t2 = time.perf_counter()
-    assert done.status_code == 302, done.status_code
-    job = ImportJob.objects.order_by("-pk").first()
-    background = job is not None and done.url.endswith(f"/{job.pk}/change/")
-    if background:
-        job.refresh_from_db()
-        assert job.state == ImportJob.State.DONE, job.error
-    print(
-        f"{label:<40} dry run {t1 - t0:6.2f}s   import {t2 - t1:6.2f}s   "
-        f"total {t2 - t0:6.2f}s   {'job' if background else 'request'}   {counts}"
-    )
+def growth_per_10k(samples: list[dict]) -> float | None:
+    """RSS growth per 10,000 rows written, between the first and the last sample taken while
+    rows were being written."""
+    writing = [s for s in samples if s.get("rows")]
+    if len(writing) < 2 or writing[-1]["rows"] <= writing[0]["rows"]:
+        return None
+    first, last = writing[0], writing[-1]
+    return (last["rss_mb"] - first["rss_mb"]) / (last["rows"] - first["rows"]) * 10_000
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    from django.contrib.auth import get_user_model
+    import scenario as sc
+    from django.conf import settings
 
-    user = get_user_model().objects.create_user(
-        "bench@example.com", "bench@example.com", "x", is_staff=True
-    )
-    team = Team.objects.create(name="Bench")
-    owner = Membership.objects.create(team=team, user=user, role=Membership.Role.OWNER)
-    sequence = Sequence.objects.create(team=team, owner=owner, title="Bench sequence")
-    client = Client()
-    client.force_login(user)
+    from interseller import imports
+    from interseller.models import Enrollment, ImportJob
 
-    rows = sheet_rows(n)
-    csv_data, xlsx_data = as_csv(rows), as_xlsx(rows)
-    print(
-        f"{n} rows: CSV {len(csv_data) / 1e6:.1f} MB, XLSX {len(xlsx_data) / 1e6:.1f} MB "
-        f"(throwaway database in {workdir})"
+    timeout = float(
+        os.environ.get("BENCH_IMPORT_TIMEOUT") or settings.Q_CLUSTER.get("timeout", 240)
     )
-    run(client, "CSV, all new, added to a sequence", csv_data, "bench.csv", team, sequence)
-    run(client, "CSV again, all unchanged", csv_data, "bench.csv", team, sequence)
-    Contact.objects.all().delete()
-    run(client, "XLSX, all new, no sequence", xlsx_data, "bench.xlsx", team)
-    assert Contact.objects.count() == n
-    print(f"contacts {Contact.objects.count()}, enrollments {Enrollment.objects.count()}")
+    results: dict[int, dict] = {}
+    skipped: list[int] = []
+    for size in SIZES:
+        if any(r["killed"] for r in results.values()) and not os.environ.get("BENCH_IMPORT_ALL"):
+            skipped.append(size)
+            continue
+        team, owner = sc.team_with_owner(f"Import {size}")
+        seq = sc.sequence_for(owner, f"Import {size} sequence")
+        sc.fake_connection(owner, cats_id=size)
+        data = sc.sheet_csv(size, domain=f"import{size}.bench.example")
+        client = sc.admin_client(owner.user)
+        harness.log(f"{size:,} rows: {len(data) / 1e6:.1f} MB; dry run through the admin")
+        done = sc.admin_import(client, team=team, sequence=seq, data=data)
+        job = ImportJob.objects.filter(team=team).order_by("-pk").first()
+        if job is None:
+            raise RuntimeError(f"{size} rows were imported in the request, not as a job")
+
+        def progress(job_id=job.pk) -> int | None:
+            try:
+                return imports.import_job_progress(ImportJob.objects.get(pk=job_id))
+            except Exception:
+                return None
+
+        harness.log(f"{size:,} rows: running import job {job.pk} as a worker would")
+        run = worker(["job", str(job.pk)], timeout=timeout, progress=progress)
+        run["dry_run_seconds"] = done.dry_run_seconds
+        run["rows_written"] = max((s["rows"] or 0 for s in run["samples"]), default=0)
+        run["peak_rss_sampled_mb"] = max((s["rss_mb"] for s in run["samples"]), default=None)
+        if not run["killed"]:
+            job.refresh_from_db()
+            enrolled = Enrollment.objects.filter(sequence=seq).count()
+            if job.state != ImportJob.State.DONE or enrolled != size:
+                raise RuntimeError(f"import job {job.pk}: {job.state} {job.error[:300]}")
+            run["rows_written"] = size
+        results[size] = run
+        if run["killed"]:
+            harness.log(
+                f"{size:,} rows: KILLED at {timeout:.0f} s after {run['rows_written']:,} rows; "
+                f"peak RSS {run['peak_rss_sampled_mb']} MB"
+            )
+        else:
+            harness.log(
+                f"{size:,} rows: {run['seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB "
+                f"(after start {run['base_rss_mb']:.0f} MB); dry run {done.dry_run_seconds:.1f} s"
+            )
+
+    def pace(run: dict) -> float | None:
+        """Rows per second from the job's start to its last progress report (the dry run
+        again, then the writes; not the queueing after the commit): a lower bound's pace."""
+        writing = [s for s in run["samples"] if s.get("rows")]
+        if not writing:
+            return None
+        return writing[-1]["rows"] / max(writing[-1]["t"], 1e-6)
+
+    def time_of(size: int) -> tuple[float | None, bool, str]:
+        """Seconds for `size` rows, whether measured, and how it was known."""
+        if size in results and not results[size]["killed"]:
+            return results[size]["seconds"], True, "measured"
+        ran = results.get(size) or next(
+            (r for s, r in sorted(results.items(), reverse=True) if pace(r)), None
+        )
+        rate = pace(ran) if ran else None
+        if not rate:
+            return None, False, "no pace measured"
+        return (
+            size / rate,
+            False,
+            f"at least: estimated at {rate:.0f} rows/s, the pace of a run killed at "
+            f"{timeout:.0f} s",
+        )
+
+    largest = max(SIZES)
+    team, owner = sc.team_with_owner("Import bulk_create")
+    path = h.tmp / "baseline.csv"
+    path.write_bytes(sc.sheet_csv(largest, domain="bulk.bench.example"))
+    baseline = worker(["bulk", str(path), str(team.pk), str(owner.pk)], timeout=1200)
+    harness.log(f"bulk_create of {largest:,} rows: {baseline['seconds']:.1f} s")
+
+    def size_note(s: int) -> str:
+        r = results.get(s)
+        if r is None:
+            return f"{s:,}: not run"
+        if r["killed"]:
+            return (
+                f"{s:,}: KILLED at {timeout:.0f} s after {r['rows_written']:,} rows, "
+                f"RSS {r['peak_rss_sampled_mb']:.0f} MB"
+            )
+        return f"{s:,}: {r['seconds']:.0f} s, peak {r['peak_rss_mb']:.0f} MB"
+
+    per_size = "; ".join(size_note(s) for s in SIZES)
+    mid = 50_000 if 50_000 in SIZES else SIZES[len(SIZES) // 2]
+    mid_time, measured, how = time_of(mid)
+    mid_run = results.get(mid, {})
+    h.row(
+        f"import {mid:,} rows into a synced sequence: worker time",
+        mid_time,
+        "s",
+        target=120,
+        target_text="<= 120 s (well inside Q_TIMEOUT 240)",
+        note=(
+            how
+            + (
+                f"; admin dry run (a web request) {mid_run['dry_run_seconds']:.0f} s"
+                if mid_run
+                else ""
+            )
+        ),
+        complete=measured,
+        details={"runs": results, "skipped": skipped},
+    )
+    big_time, measured, how = time_of(largest)
+    h.row(
+        f"import {largest:,} rows: time over plain bulk_create",
+        big_time / baseline["seconds"] if big_time else None,
+        "x",
+        target=5,
+        target_text="<= 5x",
+        note=f"{how}: {big_time or 0:.0f} s vs bulk_create {baseline['seconds']:.1f} s",
+        complete=measured,
+        details={"baseline": {k: v for k, v in baseline.items() if k != "samples"}},
+    )
+    # Memory against rows: across the sizes that finished (their peaks), else within the
+    # largest run while it wrote.
+    done = sorted((s, r["peak_rss_mb"]) for s, r in results.items() if not r["killed"])
+    within = {s: growth_per_10k(r["samples"]) for s, r in results.items()}
+    if len(done) >= 2:
+        (a, peak_a), (b, peak_b) = done[-2], done[-1]
+        slope = (peak_b - peak_a) / (b - a) * 10_000
+        how = f"peak RSS from {a:,} to {b:,} rows"
+    else:
+        ran = [(s, g) for s, g in within.items() if g is not None]
+        slope = max(ran)[1] if ran else None
+        how = "RSS while the largest run wrote its rows"
+    h.row(
+        "import: worker RSS growth per 10,000 rows",
+        slope,
+        "MB",
+        target=5,
+        target_text="<= 5 MB (flat in rows)",
+        note=f"{how}; {per_size}",
+        details={"growth_mb_per_10k_rows_while_writing": within, "peaks": done},
+    )
 
 
 if __name__ == "__main__":
-    try:
+    with h:
         main()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    h.finish()

@@ -9,8 +9,8 @@ from interseller.signals import (
 from . import services
 
 
-def _on_added(sender, enrollment, **kwargs) -> None:
-    services.on_contact_added(enrollment=enrollment)
+def _on_added(sender, enrollment, bulk=False, **kwargs) -> None:
+    services.on_contact_added(enrollment=enrollment, bulk=bulk)
 
 
 def _on_event(sender, event, enrollment, first_reply=False, **kwargs) -> None:

@@ -3,7 +3,8 @@ own writes (an outbox row, say) commit or roll back together with the change."""
 
 from django.dispatch import Signal
 
-# kwargs: enrollment (Enrollment), added_by (Membership | None)
+# kwargs: enrollment (Enrollment), added_by (Membership | None), bulk (bool: one of many added
+# at once, e.g. by an import, rather than a person's single add)
 contact_added_to_sequence = Signal()
 # kwargs: event (EmailEvent), enrollment (Enrollment), first_reply (bool)
 email_event_recorded = Signal()

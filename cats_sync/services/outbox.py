@@ -134,17 +134,23 @@ def enrollment_sync_adopt_owner(es: EnrollmentSync, *, owner_id: int, sequence_i
     es.save(update_fields=["account", "job_id", "updated_at"])
 
 
-def on_contact_added(*, enrollment: Enrollment) -> None:
+def on_contact_added(*, enrollment: Enrollment, bulk: bool = False) -> None:
     """A contact was added to a sequence: sync it now (mode "when added"), or check whether
-    it exists in CATS (deduplication). Work for a disconnected member waits, paused."""
+    it exists in CATS (deduplication). Work for a disconnected member waits, paused. Contacts
+    added many at once are bulk work: they never go before a person's single add."""
     es = enrollment_sync_capture(enrollment=enrollment, new=True)
     account = es.account
     if account is None:
         return  # Nothing to sync through: the contact's CATS panel says so; Resync later.
+    priority = SyncTask.Priority.BULK if bulk else SyncTask.Priority.LIVE
     if es.sync_enabled and account.sync_mode == CatsAccount.SyncMode.ON_ADD:
-        task_create(kind=SyncTask.Kind.SYNC, enrollment=enrollment, account=account)
+        task_create(
+            kind=SyncTask.Kind.SYNC, enrollment=enrollment, account=account, priority=priority
+        )
     elif account.deduplication:
-        task_create(kind=SyncTask.Kind.DEDUP, enrollment=enrollment, account=account)
+        task_create(
+            kind=SyncTask.Kind.DEDUP, enrollment=enrollment, account=account, priority=priority
+        )
 
 
 def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bool) -> None:

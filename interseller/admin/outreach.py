@@ -199,9 +199,11 @@ class ContactAdmin(ExtensibleAdmin, ContactImportExportMixin, OwnedByMeByDefault
                     team_id=sequence.team_id, user=request.user
                 ).first()
                 added = already = 0
+                # Many contacts at once are bulk work; one contact is a person's live add.
+                many = queryset.count() > 1
                 for contact in queryset:
                     result = services.contact_add_to_sequence(
-                        contact=contact, sequence=sequence, added_by=added_by
+                        contact=contact, sequence=sequence, added_by=added_by, bulk=many
                     )
                     added += result.created
                     already += not result.created

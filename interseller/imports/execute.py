@@ -115,7 +115,10 @@ def import_execute(
                         outcome.already_in_sequence += 1
                     else:
                         added = contact_add_to_sequence(
-                            contact=result.contact, sequence=sequence, added_by=added_by
+                            contact=result.contact,
+                            sequence=sequence,
+                            added_by=added_by,
+                            bulk=True,
                         )
                         if added.created:
                             outcome.added_to_sequence += 1

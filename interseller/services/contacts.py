@@ -134,9 +134,17 @@ class AddResult:
 
 @transaction.atomic
 def contact_add_to_sequence(
-    *, contact: Contact, sequence: Sequence, added_by: Membership | None = None
+    *,
+    contact: Contact,
+    sequence: Sequence,
+    added_by: Membership | None = None,
+    bulk: bool = False,
 ) -> AddResult:
-    """Enroll a contact; a second add is a no-op that says so."""
+    """Enroll a contact; a second add is a no-op that says so.
+
+    `bulk`: one of many added at once (an import, a multi-row action): integrations may do
+    their work after what a person does one contact at a time.
+    """
     if contact.team_id != sequence.team_id:
         raise ValidationError(MSG_SEQUENCE_OTHER_TEAM, code="team")
     existing = Enrollment.objects.filter(contact=contact, sequence=sequence).first()
@@ -163,7 +171,9 @@ def contact_add_to_sequence(
             False,
             MSG_ALREADY_IN_SEQUENCE.format(contact=contact.email, sequence=sequence.title),
         )
-    contact_added_to_sequence.send(sender=Enrollment, enrollment=enrollment, added_by=added_by)
+    contact_added_to_sequence.send(
+        sender=Enrollment, enrollment=enrollment, added_by=added_by, bulk=bulk
+    )
     return AddResult(enrollment, True, f"{contact.email} added to “{sequence.title}”.")
 
 

@@ -1,0 +1,154 @@
+""" "Resync to CATS" of 100,000 contacts from the admin: the confirm page, and the POST that
+starts the run, timed over real HTTP.
+
+    .venv/bin/python bench/bench_resync_admin.py [--strict]
+
+Data (bulk_create): a team whose owner has a password, four sequences, 100,000 contacts
+(BENCH_RESYNC_ADMIN_CONTACTS; small: 10,000) each enrolled in one, every one never synced
+(EnrollmentSync rows without an account: added before the owner connected). The owner's CATS
+connection is a row only; nothing here sends a CATS request and no worker runs.
+
+gunicorn as in the Procfile (3 workers, `--timeout 60`), signed in through the login form. On
+the contact list, "select all 100,000" and the action "Resync to CATS…":
+
+- the confirm page (the action POST without `confirm`), 5 times, median; target < 2 s;
+- the POST that confirms (`confirm=yes`) once; target < 2 s. gunicorn kills a worker after
+  60 s, as in production; then the row says so, with whether a run was created (it is not:
+  the transaction dies with the worker).
+
+BENCH_RESYNC_INPROCESS=1 also times `resync_start` for the same enrollments in-process,
+without the 60 s limit (minutes today, so it is off by default).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import harness
+
+h = harness.Harness("resync_admin", sandbox=False)
+N = harness.scaled(100_000, 10_000, env="BENCH_RESYNC_ADMIN_CONTACTS")
+REPEAT = harness.scaled(5, 3)
+
+
+def main() -> None:
+    import requests
+    import scenario as sc
+
+    from cats_sync.models import ResyncRun, SyncTask
+    from interseller.models import Contact, Enrollment
+
+    team, owner = sc.team_with_owner("Resync admin", password=sc.PASSWORD)
+    sequences = [sc.sequence_for(owner, f"Resync admin sequence {i}") for i in range(4)]
+    sc.bulk_people(
+        team=team,
+        owners=[owner],
+        sequences=sequences,
+        n=N,
+        domain="resync-admin.example",
+        synced=False,
+    )
+    sc.fake_connection(owner)
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE")
+
+    web = h.start_web()
+    session = requests.Session()
+    session.get(f"{web}/admin/login/", timeout=30)
+    session.post(
+        f"{web}/admin/login/?next=/admin/",
+        data={
+            "username": owner.user.username,
+            "password": sc.PASSWORD,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{web}/admin/login/"},
+        timeout=30,
+    )
+    if "sessionid" not in session.cookies:
+        raise RuntimeError("could not sign in")
+    changelist = f"{web}/admin/interseller/contact/"
+    session.get(changelist, timeout=120)
+    first_page = list(Contact.objects.filter(team=team).values_list("pk", flat=True)[:100])
+    form = {
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "action": "resync_to_cats",
+        "select_across": "1",
+        "index": "0",
+        "_selected_action": [str(pk) for pk in first_page],
+    }
+    headers = {"Referer": changelist}
+
+    confirm_times = []
+    for _ in range(REPEAT):
+        t = time.monotonic()
+        response = session.post(changelist, data=form, headers=headers, timeout=120)
+        confirm_times.append(time.monotonic() - t)
+        if response.status_code != 200 or "confirm" not in response.text:
+            raise RuntimeError(f"the confirm page answered {response.status_code}")
+    h.row(
+        f"admin 'Resync to CATS' of {N:,} contacts: confirm page",
+        harness.median(confirm_times),
+        "s",
+        target=2,
+        cmp="<",
+        target_text="< 2 s",
+        note=f"{REPEAT} requests: " + ", ".join(f"{x:.2f}" for x in confirm_times) + " s",
+        details={"times_s": confirm_times},
+    )
+
+    t = time.monotonic()
+    outcome = ""
+    try:
+        response = session.post(
+            changelist,
+            data={**form, "confirm": "yes"},
+            headers=headers,
+            timeout=150,
+            allow_redirects=False,
+        )
+        took = time.monotonic() - t
+        outcome = f"answered {response.status_code}"
+        if response.status_code == 302:
+            outcome += f" to {response.headers.get('Location')}"
+    except requests.RequestException as exc:
+        took = time.monotonic() - t
+        outcome = f"no answer ({type(exc).__name__}): gunicorn's 60 s timeout killed the worker"
+    runs = ResyncRun.objects.filter(team=team).count()
+    tasks = SyncTask.objects.filter(enrollment__sequence__team=team).count()
+    started = runs > 0 and tasks > 0
+    h.row(
+        f"admin 'Resync to CATS' of {N:,} contacts: POST that starts it",
+        took,
+        "s",
+        target=2,
+        cmp="<",
+        target_text="< 2 s (one short request)",
+        note=f"{outcome}; runs created: {runs}, tasks queued: {tasks:,}",
+        complete=started,
+        details={"outcome": outcome, "runs": runs, "tasks": tasks},
+    )
+
+    if os.environ.get("BENCH_RESYNC_INPROCESS"):
+        t = time.monotonic()
+        sc.resync(sequences[0], description="in-process")
+        # One sequence of four: scaled to all, as a note.
+        quarter = time.monotonic() - t
+        done = Enrollment.objects.filter(sequence=sequences[0]).count()
+        h.row(
+            "resync_start in-process (one sequence of four, no HTTP limit)",
+            quarter,
+            "s",
+            note=f"{done:,} enrollments; x4 for all {N:,}: ~{quarter * 4:.0f} s",
+        )
+
+
+if __name__ == "__main__":
+    with h:
+        main()
+    h.finish()
