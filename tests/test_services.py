@@ -177,6 +177,7 @@ def test_adding_to_a_sequence_enrolls_and_signals_once(contact, sequence_a, team
             "signal": contact_added_to_sequence,
             "enrollment": result.enrollment,
             "added_by": team_a.owner,
+            "bulk": False,
         }
     ]
 
