@@ -415,6 +415,7 @@ class ResyncRun(models.Model):
     """A bulk resync with its progress, shown in the admin."""
 
     class State(models.TextChoices):
+        PLANNING = "planning", "Queueing contacts"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         CANCELLED = "cancelled", "Cancelled"
@@ -428,6 +429,11 @@ class ResyncRun(models.Model):
     total = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     blocked = models.PositiveIntegerField(default=0)
+    # A big run is planned by a worker, in chunks: the enrollments it covers (scoped when the
+    # person started it), how many are planned so far, and when a worker last took it on.
+    selection = models.JSONField(default=list, blank=True)
+    planned = models.PositiveIntegerField(default=0)
+    plan_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -45,6 +45,16 @@ def enqueue_sites(site_ids: Iterable[int]) -> None:
             return
 
 
+def enqueue_call(func: str, *args) -> None:
+    """Any other background job of the sync (its state is in its own row, like the tasks')."""
+    from django_q.tasks import async_task
+
+    try:
+        async_task(func, *args, group="cats-sync")
+    except Exception:
+        log.warning("Could not enqueue %s%s; the sweeper will", func, args)
+
+
 def enqueue_on_commit(task_ids: Iterable[int]) -> None:
     ids = list(task_ids)
     if ids:

@@ -23,6 +23,13 @@ def run_site(site_id: int) -> dict[str, int]:
     return site_run(site_id=site_id)
 
 
+def resync_plan_run(run_id: int) -> str:
+    from .services.resync import resync_plan_run as plan
+
+    run = plan(run_id=run_id)
+    return "nothing to do" if run is None else run.state
+
+
 def run_sync_tasks(task_ids: list[int]) -> dict[str, int]:
     """Messages queued before the site runners existed still run."""
     return tasks_execute(task_ids=task_ids)
@@ -73,7 +80,14 @@ def _resume_readable_keys() -> None:
 
 
 def _close_finished_runs() -> None:
-    from .services.resync import resync_run_close_if_done
+    from .services.resync import PLAN_LEASE, resync_run_close_if_done
+
+    # A run whose planning worker died is handed on.
+    stale = timezone.now() - PLAN_LEASE
+    for run_id in ResyncRun.objects.filter(
+        state=ResyncRun.State.PLANNING, plan_claimed_at__lt=stale
+    ).values_list("id", flat=True):
+        queue.enqueue_call("cats_sync.tasks.resync_plan_run", run_id)
 
     for run_id in ResyncRun.objects.filter(state=ResyncRun.State.RUNNING).values_list(
         "id", flat=True

@@ -506,7 +506,7 @@ def test_resync_confirmation_counts_without_calling_cats(team_a, resync_world, s
     page = act(client, core_url("contact"), "resync_to_cats", ids)
     assert page.status_code == 200
     plan = page.context["plan"]
-    assert len(plan.to_sync) == 3
+    assert plan.sync_count == 3
     assert plan.skipped == 1
     assert plan.blocked == {msg.BLOCK_SEQUENCE_OFF: 1, msg.BLOCK_NO_CONNECTION: 1}
     text = page.content.decode()
@@ -554,14 +554,14 @@ def test_resync_from_sequence_enrollment_and_account_actions(team_a, resync_worl
     client = login(team_a.owner)
     live = resync_world["live"]
     page = act(client, core_url("sequence"), "resync_to_cats", [live.pk])
-    assert len(page.context["plan"].to_sync) == 3 and page.context["plan"].skipped == 1
+    assert page.context["plan"].sync_count == 3 and page.context["plan"].skipped == 1
     enrollment = Enrollment.objects.get(sequence=live, contact=resync_world["contacts"][2])
     page = act(client, core_url("enrollment"), "resync_to_cats", [enrollment.pk])
-    assert page.context["plan"].to_sync == [enrollment.pk]
+    assert page.context["plan"].sync_count == 1
     account = resync_world["account"]
     page = act(client, url("catsaccount"), "resync_to_cats", [account.pk])
     plan = page.context["plan"]
-    assert len(plan.to_sync) == 3 and plan.blocked == {msg.BLOCK_SEQUENCE_OFF: 1}
+    assert plan.sync_count == 3 and plan.blocked == {msg.BLOCK_SEQUENCE_OFF: 1}
 
 
 def test_failed_enrollments_are_linked_and_retried(team_a, resync_world, sandbox, login):

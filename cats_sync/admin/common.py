@@ -29,6 +29,13 @@ from ..models import (
 )
 
 MSG_NOTHING_TO_RESYNC = "None of the selected rows has a contact in a sequence."
+MSG_RESYNC_STARTED = (
+    "Resync started: {total} contact(s) queued, {skipped} already synced, {blocked} blocked."
+)
+MSG_RESYNC_PLANNING = (
+    "Resync started: its {count:,} contacts are being queued in the background; "
+    "this page shows how far it has got."
+)
 
 
 def sync_of(enrollment: Enrollment) -> EnrollmentSync | None:
@@ -134,21 +141,22 @@ def resync_action(modeladmin, request, enrollments: QuerySet, *, action: str, wh
             team=Team.objects.get(pk=next(iter(team_ids))),
             description=what,
         )
-        modeladmin.message_user(
-            request,
-            f"Resync started: {run.total} contact(s) queued, {run.skipped} already synced, "
-            f"{run.blocked} blocked.",
-            messages.SUCCESS,
-        )
+        if run.state == run.State.PLANNING:
+            message = MSG_RESYNC_PLANNING.format(count=len(run.selection))
+        else:
+            message = MSG_RESYNC_STARTED.format(
+                total=run.total, skipped=run.skipped, blocked=run.blocked
+            )
+        modeladmin.message_user(request, message, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:cats_sync_resyncrun_change", args=[run.pk]))
-    plan = services.resync_plan(enrollments=enrollments)
+    plan = services.resync_counts(enrollments=enrollments)
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Resync to CATS",
         "opts": modeladmin.model._meta,
         "what": what,
         "plan": plan,
-        "to_sync": len(plan.to_sync),
+        "to_sync": plan.sync_count,
         "blocked": sorted(plan.blocked.items()),
         "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
         "select_across": request.POST.get("select_across", "0"),

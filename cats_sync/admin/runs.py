@@ -43,7 +43,8 @@ class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
         state = SyncTask.State
         # One rule for the list and its filters: see runs_visible_to.
         qs = super().get_queryset(request).filter(pk__in=runs_visible_to(request).values("pk"))
-        return qs.annotate(
+        # The selection of a big run can be long: only its page reads it (its length).
+        return qs.defer("selection").annotate(
             _done=Count("tasks", filter=Q(tasks__state=state.DONE)),
             _failed=Count("tasks", filter=Q(tasks__state=state.FAILED)),
         )
@@ -75,7 +76,7 @@ class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.may_cancel(request, run):
             raise PermissionDenied
-        if run.state != ResyncRun.State.RUNNING:
+        if run.state not in (ResyncRun.State.RUNNING, ResyncRun.State.PLANNING):
             self.message_user(request, MSG_RUN_NOT_RUNNING, messages.WARNING)
         else:
             left = services.resync_cancel(run=run)
@@ -91,11 +92,14 @@ class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
         )
         extra = {
             "progress": progress,
-            "running": run.state == ResyncRun.State.RUNNING,
+            "running": run.state in (ResyncRun.State.RUNNING, ResyncRun.State.PLANNING),
+            "planning": run.state == ResyncRun.State.PLANNING,
+            "to_plan": len(run.selection or []),
             "percent": int(100 * progress.done / progress.total) if progress.total else 100,
             "failed_url": failed_url,
             "retry_bound": services.retry_bound_text(),
-            "may_cancel": run.state == ResyncRun.State.RUNNING and self.may_cancel(request, run),
+            "may_cancel": run.state in (ResyncRun.State.RUNNING, ResyncRun.State.PLANNING)
+            and self.may_cancel(request, run),
             "cancel_url": reverse("admin:cats_sync_resyncrun_cancel", args=[run.pk]),
             "now": timezone.now(),
             **(extra_context or {}),

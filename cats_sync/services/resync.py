@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q
 from django.utils import timezone
 
 from interseller.models import Enrollment
@@ -31,6 +31,11 @@ class ResyncPlan:
     to_sync: list[int] = field(default_factory=list)  # enrollment ids
     skipped: int = 0  # already synced
     blocked: dict[str, int] = field(default_factory=dict)  # reason -> count
+    will_sync: int = 0  # resync_counts only: how many would sync
+
+    @property
+    def sync_count(self) -> int:
+        return len(self.to_sync) or self.will_sync
 
     @property
     def blocked_total(self) -> int:
@@ -70,18 +75,12 @@ def resync_plan(*, enrollments) -> ResyncPlan:
         account = accounts.get(owner_id)
         if enabled is None:
             enabled = seq_enabled.get(seq_id, True)
-        reason = None
-        if account is None or account.status == CatsAccount.Status.DISCONNECTED:
-            reason = messages.BLOCK_NO_CONNECTION
-        elif account.status == CatsAccount.Status.INVALID:
-            reason = messages.BLOCK_INVALID
-        elif not enabled:
-            reason = messages.BLOCK_SEQUENCE_OFF
-        elif account.sync_mode == CatsAccount.SyncMode.OFF:
-            reason = messages.BLOCK_MODE_OFF
-        elif account.sync_mode == CatsAccount.SyncMode.ON_REPLY and responded_at is None:
-            # Their reply syncs them, as it would have without the resync.
-            reason = messages.BLOCK_WAITS_FOR_REPLY
+        reason = _blocked_reason(
+            status=account.status if account else None,
+            mode=account.sync_mode if account else None,
+            enabled=enabled,
+            replied=responded_at is not None,
+        )
         if reason:
             plan.blocked[reason] = plan.blocked.get(reason, 0) + 1
         else:
@@ -89,20 +88,137 @@ def resync_plan(*, enrollments) -> ResyncPlan:
     return plan
 
 
+# Runs up to this many contacts are queued inside the request; bigger ones by a worker.
+RESYNC_INLINE_MAX = 500
+PLAN_CHUNK = 500
+PLAN_LEASE = timedelta(minutes=5)
+
+
+def resync_counts(*, enrollments) -> ResyncPlan:
+    """What a resync would do, as counts only (`to_sync` stays empty; `will_sync` says how
+    many): one grouped query, so the confirmation page of 100,000 contacts is quick."""
+    rows = (
+        enrollments.order_by()
+        .annotate(
+            _synced=ExpressionWrapper(
+                Q(cats_sync__synced_at__isnull=False), output_field=BooleanField()
+            ),
+            _replied=ExpressionWrapper(Q(responded_at__isnull=False), output_field=BooleanField()),
+        )
+        .values(
+            "_synced",
+            "_replied",
+            "cats_sync__sync_enabled",
+            "sequence__cats_sync__enabled",
+            "sequence__owner__cats_account__status",
+            "sequence__owner__cats_account__sync_mode",
+        )
+        .annotate(n=Count("pk"))
+    )
+    plan = ResyncPlan()
+    for row in rows:
+        n = row["n"]
+        if row["_synced"]:
+            plan.skipped += n
+            continue
+        enabled = row["cats_sync__sync_enabled"]
+        if enabled is None:
+            enabled = row["sequence__cats_sync__enabled"]
+        reason = _blocked_reason(
+            status=row["sequence__owner__cats_account__status"],
+            mode=row["sequence__owner__cats_account__sync_mode"],
+            enabled=True if enabled is None else enabled,
+            replied=row["_replied"],
+        )
+        if reason:
+            plan.blocked[reason] = plan.blocked.get(reason, 0) + n
+        else:
+            plan.will_sync += n
+    return plan
+
+
+def _blocked_reason(*, status: str | None, mode: str | None, enabled: bool, replied: bool):
+    if status is None or status == CatsAccount.Status.DISCONNECTED:
+        return messages.BLOCK_NO_CONNECTION
+    if status == CatsAccount.Status.INVALID:
+        return messages.BLOCK_INVALID
+    if not enabled:
+        return messages.BLOCK_SEQUENCE_OFF
+    if mode == CatsAccount.SyncMode.OFF:
+        return messages.BLOCK_MODE_OFF
+    if mode == CatsAccount.SyncMode.ON_REPLY and not replied:
+        # Their reply syncs them, as it would have without the resync.
+        return messages.BLOCK_WAITS_FOR_REPLY
+    return None
+
+
 @transaction.atomic
 def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRun:
-    """Queue a sync for every never-synced, unblocked enrollment, as one run with progress."""
-    plan = resync_plan(enrollments=enrollments)
-    run = ResyncRun.objects.create(
-        started_by=started_by,
-        team=team,
-        description=description,
-        total=len(plan.to_sync),
-        skipped=plan.skipped,
-        blocked=plan.blocked_total,
+    """Resync every never-synced, unblocked enrollment of the selection, as one run with
+    progress. Up to RESYNC_INLINE_MAX contacts are queued at once; a bigger run is written
+    down (its enrollment ids) and planned by a worker, so starting it is one short request."""
+    ids = list(enrollments.order_by("pk").values_list("pk", flat=True))
+    run = ResyncRun.objects.create(started_by=started_by, team=team, description=description[:255])
+    if len(ids) <= RESYNC_INLINE_MAX:
+        _plan_chunk(run, ids, bulk=len(ids) > 1)
+        _plan_finish(run)
+        run.refresh_from_db()
+        return run
+    ResyncRun.objects.filter(pk=run.pk).update(state=ResyncRun.State.PLANNING, selection=ids)
+    run.state, run.selection = ResyncRun.State.PLANNING, ids
+    transaction.on_commit(lambda: queue.enqueue_call("cats_sync.tasks.resync_plan_run", run.pk))
+    return run
+
+
+def resync_plan_run(*, run_id: int) -> ResyncRun | None:
+    """Plan a big run in chunks, each committed with its tasks; safe to run twice, and a
+    worker that dies mid-way leaves the rest to the next one (the sweeper hands it on)."""
+    now = timezone.now()
+    claimed = (
+        ResyncRun.objects.filter(pk=run_id, state=ResyncRun.State.PLANNING)
+        .filter(Q(plan_claimed_at__isnull=True) | Q(plan_claimed_at__lt=now - PLAN_LEASE))
+        .update(plan_claimed_at=now)
     )
-    bulk = len(plan.to_sync) > 1
-    queued: dict[int | None, list[int]] = {}
+    if not claimed:
+        return None
+    run = ResyncRun.objects.get(pk=run_id)
+    ids = list(run.selection or [])
+    while run.planned < len(ids):
+        with transaction.atomic():
+            run = ResyncRun.objects.select_for_update().get(pk=run_id)
+            if run.state != ResyncRun.State.PLANNING:
+                return run  # cancelled meanwhile
+            chunk = ids[run.planned : run.planned + PLAN_CHUNK]
+            _plan_chunk(run, chunk, bulk=True)
+            ResyncRun.objects.filter(pk=run.pk).update(
+                planned=run.planned + len(chunk), plan_claimed_at=timezone.now()
+            )
+        run.refresh_from_db()
+    with transaction.atomic():
+        run = ResyncRun.objects.select_for_update().get(pk=run_id)
+        if run.state == ResyncRun.State.PLANNING:
+            _plan_finish(run)
+    return run
+
+
+def _plan_finish(run: ResyncRun) -> None:
+    run.refresh_from_db(fields=["total", "state"])
+    state = ResyncRun.State.RUNNING if run.total else ResyncRun.State.DONE
+    ResyncRun.objects.filter(pk=run.pk).update(
+        state=state,
+        selection=[],
+        finished_at=None if run.total else timezone.now(),
+    )
+    run.state = state
+    if run.total:
+        # Tasks may all have ended while the run was still being planned.
+        transaction.on_commit(lambda: resync_run_close_if_done(run_id=run.pk))
+
+
+def _plan_chunk(run: ResyncRun, enrollment_ids: list[int], *, bulk: bool) -> None:
+    """Queue the unblocked never-synced enrollments of these ids for the run, and count."""
+    plan = resync_plan(enrollments=Enrollment.objects.filter(pk__in=enrollment_ids))
+    queued: list[int] = []
     for enrollment in Enrollment.objects.filter(pk__in=plan.to_sync).select_related(
         "sequence", "contact"
     ):
@@ -121,14 +237,13 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
             enqueue=False,
         )
         if task is not None and task.state == SyncTask.State.PENDING:
-            queued.setdefault(task.account_id, []).append(task.pk)
-    for ids in queued.values():
-        queue.enqueue_on_commit(ids)
-    if not plan.to_sync:
-        run.state = ResyncRun.State.DONE
-        run.finished_at = timezone.now()
-        run.save(update_fields=["state", "finished_at"])
-    return run
+            queued.append(task.pk)
+    ResyncRun.objects.filter(pk=run.pk).update(
+        total=F("total") + len(plan.to_sync),
+        skipped=F("skipped") + plan.skipped,
+        blocked=F("blocked") + plan.blocked_total,
+    )
+    queue.enqueue_on_commit(queued)
 
 
 @transaction.atomic
@@ -138,9 +253,13 @@ def resync_cancel(*, run: ResyncRun) -> int:
     left = SyncTask.objects.filter(
         run=run, state__in=[SyncTask.State.PENDING, SyncTask.State.PAUSED]
     ).update(state=SyncTask.State.DONE, outcome=SyncTask.Outcome.CANCELLED, waiting_on="")
-    ResyncRun.objects.filter(pk=run.pk, state=ResyncRun.State.RUNNING).update(
-        state=ResyncRun.State.CANCELLED, finished_at=timezone.now()
-    )
+    run.refresh_from_db()
+    if run.state == ResyncRun.State.PLANNING:
+        # Contacts not planned yet are left out too.
+        left += max(len(run.selection or []) - run.planned, 0)
+    ResyncRun.objects.filter(
+        pk=run.pk, state__in=[ResyncRun.State.RUNNING, ResyncRun.State.PLANNING]
+    ).update(state=ResyncRun.State.CANCELLED, finished_at=timezone.now(), selection=[])
     return left
 
 
@@ -148,6 +267,7 @@ def resync_run_close_if_done(*, run_id: int) -> bool:
     """A run ends when none of its tasks has work left; called as each of them ends."""
     if SyncTask.objects.filter(run_id=run_id, state__in=SyncTask.OPEN_STATES).exists():
         return False
+    # A run still being planned is not done, whatever its first tasks did.
     return bool(
         ResyncRun.objects.filter(pk=run_id, state=ResyncRun.State.RUNNING).update(
             state=ResyncRun.State.DONE, finished_at=timezone.now()
