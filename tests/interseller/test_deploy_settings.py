@@ -8,12 +8,12 @@ import os
 import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
 SHOW_SETTINGS = (
     "import json; from django.conf import settings as s; print(json.dumps({n: getattr(s, n) "
     "for n in ['SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS', 'SECURE_HSTS_INCLUDE_SUBDOMAINS', "

@@ -19,9 +19,8 @@ from django.utils import timezone
 from cats_sync.models import CatsJob, EnrollmentSync, ResyncRun, SyncTask
 from interseller import services
 from interseller.models import ImportJob, Membership
-
-from .cats_helpers import connect
-from .factories import ContactFactory, MembershipFactory, SequenceFactory, UserFactory
+from tests.factories import ContactFactory, MembershipFactory, SequenceFactory, UserFactory
+from tests.support.cats import connect
 
 pytestmark = pytest.mark.django_db
 

@@ -10,20 +10,15 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django.urls import reverse
 
 from interseller import services
 from interseller.models import Membership
-
-from .factories import PASSWORD, MembershipFactory, UserFactory
+from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.support.admin import url
 
 pytestmark = pytest.mark.django_db
 
 ATTACKER_PASSWORD = "chosen-by-the-attacker-91"
-
-
-def url(view: str = "changelist", *args) -> str:
-    return reverse(f"admin:interseller_membership_{view}", args=args)
 
 
 def account_state(user) -> tuple:
@@ -41,7 +36,7 @@ def account_state(user) -> tuple:
 
 def add_teammate(client, team, email, password="", role="member", **names):
     return client.post(
-        url("add"),
+        url("membership", "add"),
         {"team": team.pk, "email": email, "role": role, "password": password, **names},
     )
 
@@ -176,10 +171,13 @@ def test_service_refuses_the_takeover_whatever_the_caller(team_a, team_b):
 def test_manager_cannot_delete_an_owners_membership(team_a, login):
     MembershipFactory(team=team_a.team, role="owner")  # not the last owner: only the role counts
     client = login(team_a.manager)
-    assert client.get(url("delete", team_a.owner.pk)).status_code == 403
-    assert client.post(url("delete", team_a.owner.pk), {"post": "yes"}).status_code == 403
+    assert client.get(url("membership", "delete", team_a.owner.pk)).status_code == 403
+    assert (
+        client.post(url("membership", "delete", team_a.owner.pk), {"post": "yes"}).status_code
+        == 403
+    )
     response = client.post(
-        url(),
+        url("membership"),
         {"action": "delete_selected", "post": "yes", ACTION_CHECKBOX_NAME: [team_a.owner.pk]},
     )
     assert response.status_code == 403
@@ -189,7 +187,9 @@ def test_manager_cannot_delete_an_owners_membership(team_a, login):
 def test_manager_still_removes_a_member_and_the_account_stays(team_a, login):
     user = team_a.member2.user
     before = account_state(user)
-    response = login(team_a.manager).post(url("delete", team_a.member2.pk), {"post": "yes"})
+    response = login(team_a.manager).post(
+        url("membership", "delete", team_a.member2.pk), {"post": "yes"}
+    )
     assert response.status_code == 302
     assert not Membership.objects.filter(pk=team_a.member2.pk).exists()
     assert account_state(user) == before
@@ -197,9 +197,9 @@ def test_manager_still_removes_a_member_and_the_account_stays(team_a, login):
 
 def test_the_last_owner_cannot_be_removed_even_by_themselves(team_a, login):
     client = login(team_a.owner)
-    page = client.get(url("delete", team_a.owner.pk))
+    page = client.get(url("membership", "delete", team_a.owner.pk))
     assert services.MSG_LAST_OWNER.format(team=team_a.team) in page.content.decode()
-    client.post(url("delete", team_a.owner.pk), {"post": "yes"})
+    client.post(url("membership", "delete", team_a.owner.pk), {"post": "yes"})
     assert Membership.objects.filter(pk=team_a.owner.pk).exists()
 
 
@@ -207,7 +207,7 @@ def test_removing_every_owner_at_once_is_refused(team_a, login):
     second = MembershipFactory(team=team_a.team, role="owner")
     client = login(UserFactory(username="su@x.example", is_superuser=True))
     client.post(
-        url(),
+        url("membership"),
         {
             "action": "delete_selected",
             "post": "yes",
@@ -219,14 +219,14 @@ def test_removing_every_owner_at_once_is_refused(team_a, login):
 
 def test_one_of_two_owners_can_leave(team_a, login):
     second = MembershipFactory(team=team_a.team, role="owner")
-    response = login(team_a.owner).post(url("delete", second.pk), {"post": "yes"})
+    response = login(team_a.owner).post(url("membership", "delete", second.pk), {"post": "yes"})
     assert response.status_code == 302
     assert not Membership.objects.filter(pk=second.pk).exists()
 
 
 def test_the_last_owner_cannot_be_demoted(team_a, login):
     response = login(team_a.owner).post(
-        url("change", team_a.owner.pk), {"role": "manager", "integration": "none"}
+        url("membership", "change", team_a.owner.pk), {"role": "manager", "integration": "none"}
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["role"] == [

@@ -14,20 +14,13 @@ from django.urls import reverse
 from interseller import services
 from interseller.forms import ContactForm
 from interseller.models import Contact, EmailEvent
-from interseller.resources import ContactExportResource
-from interseller.text import MSG_CONTROL_CHARACTER
-
-from .factories import ContactFactory
+from tests.factories import ContactFactory
+from tests.support.domain import control
+from tests.support.spreadsheets import CHANGELIST_URL, export
 
 ADD_URL = reverse("admin:interseller_contact_add")
-CHANGELIST_URL = reverse("admin:interseller_contact_changelist")
-EXPORT_URL = reverse("admin:interseller_contact_export")
 
 BAD_TEXT = [("\x00", "U+0000"), ("\ud800", "U+D800"), ("\x07", "U+0007"), ("\x1b", "U+001B")]
-
-
-def control(code: str) -> str:
-    return MSG_CONTROL_CHARACTER.format(code=code)
 
 
 # --- services ---------------------------------------------------------------------------------
@@ -162,20 +155,6 @@ def test_admin_contact_form_folds_tabs_and_line_breaks(team_a, login):
 
 
 # --- export of rows stored before the rule ----------------------------------------------------
-
-
-def export(client, fmt: str) -> bytes:
-    # As in tests/test_import_export.py: the admin's export form, every field ticked.
-    response = client.post(
-        EXPORT_URL,
-        {
-            "format": fmt,
-            "resource": "0",
-            **{f"contactexportresource_{name}": "on" for name in ContactExportResource().fields},
-        },
-    )
-    assert response.status_code == 200, response.content[:2000]
-    return response.content
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ from hypothesis import strategies as st
 from interseller import imports
 from interseller.imports import ImportRefused, columns_match, import_plan, sheet_read
 from interseller.text import text_clean
-
-from .test_import_export import (
+from tests.support.spreadsheets import (
     MAIN_NS,
     csv_bytes,
     fixture_bytes,

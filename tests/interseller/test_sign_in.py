@@ -17,8 +17,7 @@ from social_core.backends.google import GoogleOAuth2
 from social_django.models import UserSocialAuth
 
 from interseller import auth_pipeline
-
-from .factories import UserFactory
+from tests.factories import UserFactory
 
 GOOGLE = "social_core.backends.google.GoogleOAuth2"
 MODEL = "django.contrib.auth.backends.ModelBackend"

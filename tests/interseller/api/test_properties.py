@@ -25,12 +25,9 @@ from interseller import services
 from interseller.models import Contact, EmailEvent, Sequence
 from interseller.services import CONTACT_FIELDS
 from interseller.text import bad_character
+from tests.factories import ContactFactory, TeamGraph
+from tests.support.api import CONTACTS, EVENTS
 
-from .conftest import TeamGraph
-from .factories import ContactFactory
-
-CONTACTS = "/api/v1/contacts"
-EVENTS = "/api/v1/events"
 ADMIN_LISTS = [f"/admin/interseller/{m}/" for m in ("contact", "enrollment", "emailevent")]
 
 PROPERTIES = settings(
