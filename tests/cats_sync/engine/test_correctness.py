@@ -22,19 +22,16 @@ from cats_sync.models import (
 from cats_sync.tasks import drain
 from interseller import services
 from interseller.models import Enrollment
-
-from .cats_helpers import add, candidates, connect, pipelines, sequence_sync
-from .factories import ContactFactory, SequenceFactory
+from tests.factories import ContactFactory, SequenceFactory
+from tests.support.cats import T0, add, candidates, connect, es_of, event, pipelines, sequence_sync
 
 pytestmark = pytest.mark.django_db
 
-T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
-
 
 @pytest.fixture
-def site(cats_sandbox, settings, cats_variant):
-    settings.CATS_API_URL = cats_sandbox.url
-    return cats_sandbox.create_site(
+def site(sandbox, cats_variant):
+    """A CATS that already holds two people, written in mixed case, one with a second address."""
+    return sandbox.create_site(
         **cats_variant,
         candidates=[
             {
@@ -48,22 +45,6 @@ def site(cats_sandbox, settings, cats_variant):
                 "emails": {"primary": "work@corp.example", "secondary": "Alt.Mail@Corp.Example"},
             },
         ],
-    )
-
-
-@pytest.fixture
-def seq(team_a):
-    return SequenceFactory(team=team_a.team, owner=team_a.member, title="Backend engineers")
-
-
-def es_of(contact, sequence) -> EnrollmentSync:
-    return EnrollmentSync.objects.get(enrollment__contact=contact, enrollment__sequence=sequence)
-
-
-def event(contact, sequence, external_id, kind, *, at=T0, **extra):
-    enrollment = Enrollment.objects.get(contact=contact, sequence=sequence)
-    return services.email_event_record(
-        enrollment=enrollment, external_id=external_id, kind=kind, occurred_at=at, **extra
     )
 
 

@@ -16,22 +16,9 @@ from cats_sync.engine import running_lease, tasks_execute
 from cats_sync.models import CandidateLink, CatsRequest, CatsSite, EnrollmentSync, SyncTask
 from cats_sync.tasks import drain, sweep
 from interseller.models import Enrollment
-
-from .cats_helpers import add, candidates, connect
-from .factories import SequenceFactory
+from tests.support.cats import add, candidates, connect
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def site(cats_sandbox, settings, cats_variant):
-    settings.CATS_API_URL = cats_sandbox.url
-    return cats_sandbox.create_site(**cats_variant)
-
-
-@pytest.fixture
-def seq(team_a):
-    return SequenceFactory(team=team_a.team, owner=team_a.member, title="Backend engineers")
 
 
 def site_requests(cats_sandbox, site) -> int:
