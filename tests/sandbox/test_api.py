@@ -1,7 +1,7 @@
 """The sandbox's own rules, over raw HTTP: what CATS answers, not what our client makes of it.
 
-Per-site config, the rate limit and the request log are in test_cats_sandbox_control.py;
-webhooks in test_cats_sandbox_webhooks.py."""
+Per-site config, the rate limit and the request log are in test_control.py; webhooks in
+test_webhooks.py."""
 
 from __future__ import annotations
 
@@ -12,19 +12,7 @@ import pytest
 import requests
 
 from cats_sandbox import DEMO_API_KEY, SandboxApp, custom_field, make_seed
-
-from .sandbox_plugin import Api
-
-
-@pytest.fixture
-def site(cats_sandbox):
-    return cats_sandbox.create_site()
-
-
-@pytest.fixture
-def api(cats_sandbox, site) -> Api:
-    return Api(cats_sandbox.url, site.api_key)
-
+from tests.support.sandbox import Api
 
 # ---------------------------------------------------------------- transport
 

@@ -11,24 +11,13 @@ import subprocess
 import sys
 import time
 from collections import deque
-from pathlib import Path
 
 import pytest
 import requests
 
 from cats_sandbox import DEMO_API_KEY, SITE_CONFIG_DEFAULTS, VARIANTS, make_seed, serve
-
-from .sandbox_plugin import Api
-
-
-@pytest.fixture
-def site(cats_sandbox):
-    return cats_sandbox.create_site()
-
-
-@pytest.fixture
-def api(cats_sandbox, site) -> Api:
-    return Api(cats_sandbox.url, site.api_key)
+from tests.support import ROOT
+from tests.support.sandbox import Api
 
 
 def people(n: int) -> list[dict]:
@@ -325,7 +314,7 @@ def test_python_m_cats_sandbox_serves_the_demo_site():
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "cats_sandbox", "--port", str(port)],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -355,7 +344,7 @@ def test_python_m_cats_sandbox_serves_the_demo_site():
 
 
 def test_production_apps_never_import_the_sandbox():
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     offenders = []
     for path in [*root.glob("cats_sync/**/*.py"), *root.glob("interseller/**/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -7,75 +7,14 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from .sandbox_plugin import Api
+from tests.support.sandbox import Api, Receiver
 
 SECRET = "s3cret-for-tests"
-
-
-class Receiver:
-    """A tiny HTTP server that records each POST and answers with the next scripted status
-    (200 once the script runs out). `hold` keeps answers waiting until it is set."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.script: list[int] = []
-        self.hold = threading.Event()
-        self.hold.set()
-        self.arrived = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.arrived:
-                    receiver.received.append({"headers": self.headers, "body": body})
-                    receiver.arrived.notify_all()
-                receiver.hold.wait(10)
-                self.send_response(receiver.script.pop(0) if receiver.script else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/cats"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def wait_for(self, count: int) -> list[dict]:
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.received) >= count, 10), self.received
-            return list(self.received)
-
-    def payloads(self) -> list[dict]:
-        return [json.loads(r["body"]) for r in self.received]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    yield receiver
-    receiver.hold.set()
-    receiver.server.shutdown()
-    receiver.server.server_close()
-
-
-@pytest.fixture
-def site(cats_sandbox):
-    return cats_sandbox.create_site()
-
-
-@pytest.fixture
-def api(cats_sandbox, site) -> Api:
-    return Api(cats_sandbox.url, site.api_key)
 
 
 def register(api: Api, receiver: Receiver, *events: str) -> int:
