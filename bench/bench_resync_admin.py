@@ -119,6 +119,9 @@ def main() -> None:
     except requests.RequestException as exc:
         took = time.monotonic() - t
         outcome = f"no answer ({type(exc).__name__}): gunicorn's 60 s timeout killed the worker"
+    web_log = [] if outcome.startswith("answered 302") else h.log_tail("web", 15)
+    if any("WORKER TIMEOUT" in line for line in web_log):
+        outcome += " (gunicorn: WORKER TIMEOUT, the worker was killed at 60 s)"
     runs = ResyncRun.objects.filter(team=team).count()
     tasks = SyncTask.objects.filter(enrollment__sequence__team=team).count()
     started = runs > 0 and tasks > 0
@@ -131,7 +134,7 @@ def main() -> None:
         target_text="< 2 s (one short request)",
         note=f"{outcome}; runs created: {runs}, tasks queued: {tasks:,}",
         complete=started,
-        details={"outcome": outcome, "runs": runs, "tasks": tasks},
+        details={"outcome": outcome, "runs": runs, "tasks": tasks, "web_log": web_log},
     )
 
     if os.environ.get("BENCH_RESYNC_INPROCESS"):

@@ -462,6 +462,16 @@ class Harness:
                 log(f"could not clean Redis keys of {self.cluster_name}: {exc}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def log_tail(self, label: str, lines: int = 30) -> list[str]:
+        """The last lines a process started here wrote (its stdout and stderr)."""
+        for name, _, path in self.procs:
+            if name == label:
+                try:
+                    return path.read_text(errors="replace").splitlines()[-lines:]
+                except OSError:
+                    return []
+        return []
+
     def _dump_logs(self) -> None:
         for label, _, path in self.procs:
             try:

@@ -1,35 +1,15 @@
-from __future__ import annotations
+"""Fixtures for every test: two teams, a sequence, signing in, and the CATS sandbox (the
+plugin tests/support/sandbox.py) with each way the CATS API notes leave open."""
 
-from dataclasses import dataclass
+from __future__ import annotations
 
 import pytest
 
 from cats_sandbox import VARIANTS
-from interseller.models import Membership, Team
+from tests.factories import SequenceFactory, TeamGraph, build_team
 
-from .factories import MembershipFactory, SequenceFactory, TeamFactory
-
-pytest_plugins = ["tests.sandbox_plugin"]
-
-
-@dataclass
-class TeamGraph:
-    team: Team
-    owner: Membership
-    manager: Membership
-    member: Membership
-    member2: Membership
-
-
-def build_team(name: str) -> TeamGraph:
-    team = TeamFactory(name=name)
-    return TeamGraph(
-        team=team,
-        owner=MembershipFactory(team=team, role=Membership.Role.OWNER),
-        manager=MembershipFactory(team=team, role=Membership.Role.MANAGER),
-        member=MembershipFactory(team=team, role=Membership.Role.MEMBER),
-        member2=MembershipFactory(team=team, role=Membership.Role.MEMBER),
-    )
+# Only the root conftest may name plugins (pytest refuses them in nested ones).
+pytest_plugins = ["tests.support.sandbox"]
 
 
 @pytest.fixture(params=sorted(VARIANTS))

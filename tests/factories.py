@@ -1,5 +1,7 @@
 """Factories for the team / role / sequence graph."""
 
+from dataclasses import dataclass
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -66,3 +68,24 @@ class ContactFactory(factory.django.DjangoModelFactory):
     last_name = factory.Faker("last_name")
     company = factory.Faker("company")
     title = "Engineer"
+
+
+@dataclass
+class TeamGraph:
+    team: Team
+    owner: Membership
+    manager: Membership
+    member: Membership
+    member2: Membership
+
+
+def build_team(name: str) -> TeamGraph:
+    """A team with an owner, a manager and two members."""
+    team = TeamFactory(name=name)
+    return TeamGraph(
+        team=team,
+        owner=MembershipFactory(team=team, role=Membership.Role.OWNER),
+        manager=MembershipFactory(team=team, role=Membership.Role.MANAGER),
+        member=MembershipFactory(team=team, role=Membership.Role.MEMBER),
+        member2=MembershipFactory(team=team, role=Membership.Role.MEMBER),
+    )

@@ -1,0 +1,236 @@
+"""The core admin's pages for an owner: every changelist, search, add and change page; query
+counts that do not grow with rows; odd query strings ignored, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from interseller import services
+from interseller.models import Contact, EmailEvent, Enrollment, Group, Membership, Sequence
+from tests.factories import ContactFactory, GroupFactory, SequenceFactory
+from tests.support.admin import url
+
+pytestmark = pytest.mark.django_db
+
+
+ADMIN_MODELS = [
+    "team",
+    "membership",
+    "group",
+    "sequence",
+    "contact",
+    "enrollment",
+    "emailevent",
+    "apitoken",
+]
+
+
+# --- pages render for owners, with search ------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ADMIN_MODELS)
+def test_owner_sees_every_changelist_and_search_works(world, login, model):
+    client = login(world["a"]["graph"].owner)
+    assert client.get(url(model)).status_code == 200
+    assert client.get(url(model), {"q": "a"}).status_code == 200
+
+
+def test_contact_search_finds_by_email_and_company(world, login):
+    client = login(world["a"]["graph"].owner)
+    page = client.get(url("contact"), {"q": "mine-a"}).content.decode()
+    assert "mine-a@x.example" in page
+    assert "boss-a@x.example" not in page
+
+
+@pytest.mark.parametrize(
+    "model", ["sequence", "contact", "enrollment", "group", "membership", "apitoken"]
+)
+def test_owner_add_pages_render(world, login, model):
+    client = login(world["a"]["graph"].owner)
+    assert client.get(url(model, "add")).status_code == 200
+
+
+def test_owner_change_pages_render(world, login):
+    a = world["a"]
+    client = login(a["graph"].owner)
+    for model, obj in [
+        ("team", a["graph"].team),
+        ("membership", a["graph"].member),
+        ("group", a["group"]),
+        ("sequence", a["own_seq"]),
+        ("contact", a["mine"]),
+        ("enrollment", a["enrollment"]),
+        ("emailevent", a["event"]),
+        ("apitoken", a["token"]),
+    ]:
+        assert client.get(url(model, "change", obj.pk)).status_code == 200, model
+
+
+def test_contact_add_normalises_email_and_refuses_duplicates(world, login):
+    a = world["a"]
+    client = login(a["graph"].owner)
+    form = {
+        "team": a["graph"].team.pk,
+        "owner": a["graph"].owner.pk,
+        "email": "  New.Person@Example.COM ",
+        "first_name": "New",
+        "last_name": "Person",
+        "enrollments-TOTAL_FORMS": 0,
+        "enrollments-INITIAL_FORMS": 0,
+    }
+    response = client.post(url("contact", "add"), form)
+    assert response.status_code == 302
+    assert Contact.objects.filter(team=a["graph"].team, email="new.person@example.com").exists()
+    response = client.post(url("contact", "add"), {**form, "email": "new.person@example.com"})
+    assert response.status_code == 200
+    assert Contact.objects.filter(email="new.person@example.com").count() == 1
+
+
+def test_sequence_add_refuses_owner_from_another_team(world, login):
+    client = login(world["a"]["graph"].owner)
+    response = client.post(
+        url("sequence", "add"),
+        {
+            "team": world["a"]["graph"].team.pk,
+            "owner": world["b"]["graph"].owner.pk,
+            "title": "Smuggled",
+            "enrollments-TOTAL_FORMS": 0,
+            "enrollments-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 200
+    assert not Sequence.objects.filter(title="Smuggled").exists()
+
+
+def test_enrollment_add_goes_through_service_and_refuses_a_second_add(world, login):
+    a = world["a"]
+    client = login(a["graph"].owner)
+    response = client.post(
+        url("enrollment", "add"), {"contact": a["theirs"].pk, "sequence": a["own_seq"].pk}
+    )
+    assert response.status_code == 302
+    assert Enrollment.objects.filter(contact=a["theirs"], sequence=a["own_seq"]).exists()
+    response = client.post(
+        url("enrollment", "add"), {"contact": a["theirs"].pk, "sequence": a["own_seq"].pk}
+    )
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert Enrollment.objects.filter(contact=a["theirs"], sequence=a["own_seq"]).count() == 1
+
+
+# --- performance: query count independent of rows ---------------------------------------------
+
+
+@pytest.mark.parametrize("model", ADMIN_MODELS)
+def test_changelist_query_count_does_not_grow_with_rows(world, login, model):
+    a = world["a"]
+    client = login(a["graph"].owner)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url(model)).status_code == 200
+        return len(ctx.captured_queries)
+
+    before = count()
+    graph = a["graph"]
+    for i in range(6):
+        seq = SequenceFactory(team=graph.team, owner=graph.member)
+        c = ContactFactory(team=graph.team, owner=graph.member)
+        enr = services.contact_add_to_sequence(contact=c, sequence=seq).enrollment
+        services.email_event_record(
+            enrollment=enr,
+            external_id=f"more-{i}",
+            kind="message_sent",
+            occurred_at="2026-11-02T10:00:00Z",
+        )
+        GroupFactory(team=graph.team).members.add(graph.member)
+        services.api_token_create(team=graph.team, name=f"t{i}")
+        services.teammate_add(team=graph.team, email=f"extra{i}@acme.example")
+    assert count() == before
+
+
+def test_event_admin_is_read_only(world, login):
+    client = login(world["a"]["graph"].owner)
+    assert client.get(url("emailevent", "add")).status_code == 403
+    assert client.get(url("emailevent"), {"occurred_at__year": 2026}).status_code == 200
+    assert EmailEvent.objects.count() == 2
+    assert Group.objects.count() == 2
+
+
+# --- odd query strings: ignored, never a 500 (test_garbage.py walks them all) ---------------
+
+
+@pytest.fixture
+def two_team_owner(world):
+    """The owner of team a, also a member of team b: the team filter shows for them."""
+    owner = world["a"]["graph"].owner
+    Membership.objects.create(user=owner.user, team=world["b"]["graph"].team)
+    return owner
+
+
+@pytest.mark.parametrize(
+    "model, query",
+    [
+        ("contact", {"owner": "abc"}),
+        ("contact", {"sequence": "abc"}),
+        ("contact", {"team": "abc"}),
+        ("enrollment", {"sequence": "abc"}),
+        ("enrollment", {"team": "abc"}),
+        ("enrollment", {"added_at__year": "abc"}),
+        ("enrollment", {"added_at__year": "9999"}),
+        ("sequence", {"owner": "x"}),
+        ("sequence", {"team": "abc"}),
+        ("sequence", {"archived__exact": "abc"}),
+        ("emailevent", {"occurred_at__year": "2026", "occurred_at__month": "13"}),
+        ("emailevent", {"occurred_at__year": "9999", "occurred_at__month": "12"}),
+    ],
+)
+def test_bad_filter_values_are_ignored_or_redirected(world, two_team_owner, login, model, query):
+    client = login(two_team_owner)
+    response = client.get(url(model), query)
+    if response.status_code == 302:  # Django's "invalid filter" redirect
+        assert response["Location"].endswith("?e=1")
+    else:
+        assert response.status_code == 200
+        assert response.context["cl"].result_count > 0  # ignored: every row listed
+
+
+def test_a_valid_filter_value_still_filters(world, two_team_owner, login):
+    a = world["a"]
+    client = login(two_team_owner)
+    listing = client.get(url("contact"), {"owner": a["graph"].member.pk})
+    assert list(listing.context["cl"].result_list) == [a["mine"]]
+    listing = client.get(url("contact"), {"team": a["graph"].team.pk})
+    assert {c.team_id for c in listing.context["cl"].result_list} == {a["graph"].team.pk}
+
+
+def test_add_page_ignores_initial_values_that_are_not_ids(world, login):
+    a = world["a"]
+    client = login(a["graph"].owner)
+    assert client.get(url("enrollment", "add"), {"contact": "abc"}).status_code == 200
+    page = client.get(url("enrollment", "add"), {"contact": a["mine"].pk, "sequence": "1'"})
+    assert page.status_code == 200
+    assert page.context["adminform"].form.initial == {"contact": str(a["mine"].pk)}
+
+
+def filter_choices(client, model: str, parameter: str) -> set[str]:
+    listing = client.get(url(model))
+    specs = [
+        s
+        for s in listing.context["cl"].filter_specs
+        if getattr(s, "parameter_name", "") == parameter
+    ]
+    return {label for spec in specs for _, label in spec.lookup_choices}
+
+
+def test_member_filters_offer_only_their_own_sequences_and_themselves(world, login):
+    a = world["a"]
+    client = login(a["graph"].member)
+    assert filter_choices(client, "contact", "sequence") == {"a member seq"}
+    assert filter_choices(client, "enrollment", "sequence") == {"a member seq"}
+    assert filter_choices(client, "contact", "owner") == {str(a["graph"].member)}
+    assert filter_choices(client, "contact", "team") == set()  # one team: no team filter
+    owner = login(a["graph"].owner)
+    assert filter_choices(owner, "contact", "sequence") == {"a member seq", "a owner seq"}

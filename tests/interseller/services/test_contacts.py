@@ -1,0 +1,177 @@
+"""Contacts: one per email and team, created, updated or unchanged, and put on sequences
+(interseller.services.contacts)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from interseller import services
+from interseller.models import Contact, Enrollment
+from interseller.signals import contact_added_to_sequence
+from tests.factories import ContactFactory, SequenceFactory
+from tests.support.domain import received
+
+# --- contacts: normalisation and constraints ------------------------------------------------
+
+
+def test_upsert_stores_the_email_trimmed_and_lower_cased(team_a):
+    result = services.contact_upsert(
+        team=team_a.team, owner=team_a.owner, email="  Ada@EXAMPLE.org "
+    )
+    assert result.contact.email == "ada@example.org"
+
+
+def test_upsert_with_differently_cased_email_finds_the_same_contact(team_a, contact):
+    result = services.contact_upsert(
+        team=team_a.team, owner=team_a.owner, email="ADA@prospect.example"
+    )
+    assert result.contact == contact
+    assert result.created is False
+    assert Contact.objects.count() == 1
+
+
+def test_same_email_is_allowed_in_two_teams(team_a, team_b):
+    a = services.contact_upsert(team=team_a.team, owner=team_a.owner, email="x@prospect.example")
+    b = services.contact_upsert(team=team_b.team, owner=team_b.owner, email="x@prospect.example")
+    assert a.created and b.created
+    assert a.contact.pk != b.contact.pk
+
+
+def test_database_refuses_a_duplicate_email_in_one_team(team_a, contact):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Contact.objects.create(team=team_a.team, owner=team_a.owner, email=contact.email)
+
+
+def test_database_refuses_an_upper_case_email(team_a):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Contact.objects.create(team=team_a.team, owner=team_a.owner, email="Ada@prospect.example")
+
+
+@pytest.mark.parametrize("email", ["", "   ", "not-an-email", "a@", "@b.example"])
+def test_upsert_refuses_a_missing_or_invalid_email(team_a, email):
+    with pytest.raises(ValidationError):
+        services.contact_upsert(team=team_a.team, owner=team_a.owner, email=email)
+    assert not Contact.objects.exists()
+
+
+def test_invalid_email_message_quotes_the_address():
+    with pytest.raises(ValidationError) as error:
+        services.email_validate(" nope ")
+    assert error.value.messages == [services.MSG_EMAIL_INVALID.format(email="nope")]
+
+
+def test_upsert_refuses_an_owner_from_another_team(team_a, team_b):
+    with pytest.raises(ValidationError) as error:
+        services.contact_upsert(team=team_a.team, owner=team_b.owner, email="a@prospect.example")
+    assert error.value.messages == [services.MSG_OWNER_OTHER_TEAM]
+
+
+# --- contacts: created / updated / unchanged ------------------------------------------------
+
+
+def test_upsert_creates_a_new_contact(team_a):
+    result = services.contact_upsert(
+        team=team_a.team,
+        owner=team_a.member,
+        email="grace@prospect.example",
+        fields={"first_name": " Grace ", "company": "Navy", "unknown": "ignored"},
+    )
+    assert result.status == "created"
+    assert result.contact.first_name == "Grace"
+    assert result.contact.owner == team_a.member
+
+
+def test_upsert_updates_only_changed_fields_and_keeps_the_owner(team_a, contact):
+    result = services.contact_upsert(
+        team=team_a.team,
+        owner=team_a.owner,
+        email=contact.email,
+        fields={"company": "New Co", "first_name": contact.first_name},
+    )
+    assert result.status == "updated"
+    assert result.changed_fields == ("company",)
+    contact.refresh_from_db()
+    assert contact.company == "New Co"
+    assert contact.owner == team_a.member
+
+
+def test_upsert_with_the_same_values_is_unchanged(team_a, contact):
+    result = services.contact_upsert(
+        team=team_a.team,
+        owner=team_a.member,
+        email=contact.email,
+        fields={"company": contact.company},
+    )
+    assert result.status == "unchanged"
+
+
+def test_blank_values_never_erase_what_is_known(team_a):
+    services.contact_upsert(
+        team=team_a.team,
+        owner=team_a.owner,
+        email="ada@prospect.example",
+        fields={"phone": "555-0100", "company": "Analytical"},
+    )
+    result = services.contact_upsert(
+        team=team_a.team,
+        owner=team_a.owner,
+        email="ada@prospect.example",
+        fields={"phone": "", "company": None, "location": "   "},
+    )
+    assert result.status == "unchanged"
+    contact = Contact.objects.get()
+    assert (contact.phone, contact.company) == ("555-0100", "Analytical")
+
+
+# --- enrollments ----------------------------------------------------------------------------
+
+
+def test_adding_to_a_sequence_enrolls_and_signals_once(contact, sequence_a, team_a):
+    with received(contact_added_to_sequence) as calls:
+        result = services.contact_add_to_sequence(
+            contact=contact, sequence=sequence_a, added_by=team_a.owner
+        )
+    assert result.created is True
+    assert result.enrollment.state == Enrollment.State.ACTIVE
+    assert calls == [
+        {
+            "signal": contact_added_to_sequence,
+            "enrollment": result.enrollment,
+            "added_by": team_a.owner,
+            "bulk": False,
+        }
+    ]
+
+
+def test_adding_twice_is_a_no_op_that_says_so(contact, sequence_a, enrollment):
+    with received(contact_added_to_sequence) as calls:
+        result = services.contact_add_to_sequence(contact=contact, sequence=sequence_a)
+    assert result.created is False
+    assert result.enrollment == enrollment
+    assert result.message == services.MSG_ALREADY_IN_SEQUENCE.format(
+        contact=contact.email, sequence=sequence_a.title
+    )
+    assert calls == []
+    assert Enrollment.objects.count() == 1
+
+
+def test_another_teams_sequence_is_refused(contact, team_b):
+    other = SequenceFactory(team=team_b.team, owner=team_b.owner)
+    with received(contact_added_to_sequence) as calls, pytest.raises(ValidationError) as error:
+        services.contact_add_to_sequence(contact=contact, sequence=other)
+    assert error.value.messages == [services.MSG_SEQUENCE_OTHER_TEAM]
+    assert calls == []
+    assert not Enrollment.objects.exists()
+
+
+def test_archived_sequence_takes_no_new_contacts(team_a):
+    from interseller.services import MSG_SEQUENCE_ARCHIVED
+
+    sequence = SequenceFactory(team=team_a.team, owner=team_a.member, archived=True, title="Old")
+    contact = ContactFactory(team=team_a.team, owner=team_a.member)
+    with pytest.raises(ValidationError) as exc:
+        services.contact_add_to_sequence(contact=contact, sequence=sequence)
+    assert MSG_SEQUENCE_ARCHIVED.format(sequence="Old") in str(exc.value)
+    assert not Enrollment.objects.filter(sequence=sequence).exists()
