@@ -8,10 +8,10 @@ The sandbox site allows 60 requests per rolling 20 s window. The owner is connec
 imported into the owner's synced sequence through the admin's import views; the real cluster
 (2 workers) runs the import job and starts syncing. One window after the import job is done
 (the budget is spent by then), 3 contacts are added live to another sequence of the same owner
-(the services, as the API or a person would), one window apart. Each one's time from add to
-synced (EnrollmentSync.synced_at) is divided by the window; target <= 1 window. A live add not
-synced within BENCH_BACKLOG_WAIT seconds (default 240 = 12 windows) is reported as at least
-that. The rest of the backlog is not waited for.
+(the services, as the API or a person would), 10 s apart. Each one's time from add to synced
+(EnrollmentSync.synced_at) is divided by the window; the worst is the figure; target <= 1
+window. A live add not synced BENCH_BACKLOG_WAIT seconds (default 120 = 6 windows) after the
+last add is reported as at least that long. The rest of the backlog is not waited for.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import time
 import harness
 
 ROWS = harness.scaled(3000, 600, env="BENCH_BACKLOG_ROWS")
-WAIT = harness.scaled(240, 120, env="BENCH_BACKLOG_WAIT")
+WAIT = harness.scaled(120, 120, env="BENCH_BACKLOG_WAIT")
+SPACING = 10
 LIMIT, WINDOW = 60, 20
 LIVE = 3
 h = harness.Harness(
@@ -64,7 +65,7 @@ def main() -> None:
     added: dict[str, float] = {}
     for i in range(LIVE):
         if i:
-            time.sleep(WINDOW)
+            time.sleep(SPACING)
         email = f"live{i}@backlog-live.example"
         added[email] = time.time()
         sc.add_contacts(owner, live_seq, [email], start=10_000 + i)
@@ -103,6 +104,10 @@ def main() -> None:
             "requests": len(entries),
             "breakdown": harness.breakdown(entries),
             "tasks_live": sc.task_states(enrollment__sequence=live_seq),
+            "errors_live": sc.task_errors(enrollment__sequence=live_seq),
+            "app_site_budget": CatsSite.objects.filter(cats_id=site["id"])
+            .values("rate_limit", "rate_window_seconds", "header_remaining", "blocked_until")
+            .first(),
         },
     )
 

@@ -223,6 +223,8 @@ def build_site(state: SandboxState, seed: dict[str, Any]) -> dict[str, Any]:
         default_wf["is_default"] = True
 
     jobs_out: dict[str, int] = {}
+    # Job orders are a client company's: the site has one, as CATS always names one.
+    company_id = state.new_id()
     for jb in seed.get("jobs") or []:
         jid = state.new_id()
         wf_title = jb.get("workflow")
@@ -232,7 +234,7 @@ def build_site(state: SandboxState, seed: dict[str, Any]) -> dict[str, Any]:
             "title": jb["title"],
             "status_id": job_status_ids[jb.get("status", "Active")],
             "workflow_id": wid,
-            "company_id": None,
+            "company_id": company_id,
             "location": jb.get("location", ""),
             "date_created": now(),
             "date_modified": now(),

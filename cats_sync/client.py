@@ -2,6 +2,10 @@
 
 Written against docs/cats-api-v3.md. Where the notes mark CATS behaviour as a guess, the
 client accepts every plausible answer instead of the guessed one only.
+
+One module for one outside service, as the house style has it: the transport (errors, paging,
+retries of what is safe to retry, the request gate) and one method per CATS call, each with
+its reference. It is long because CATS is wide, not because it does several jobs.
 """
 
 from __future__ import annotations

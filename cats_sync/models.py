@@ -1,5 +1,8 @@
 """Everything this app keeps about CATS: connections, settings, cached CATS metadata, links
-between our records and CATS ids, and the sync work itself (our own outbox, not the queue's)."""
+between our records and CATS ids, and the sync work itself (our own outbox, not the queue's).
+
+One module, as Django expects an app's models: each model is short, and each field says why
+it exists; the length is the count of things the sync must remember to be safe to rerun."""
 
 from __future__ import annotations
 

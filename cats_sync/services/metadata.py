@@ -57,10 +57,11 @@ def jobs_refresh(*, account: CatsAccount, client: CatsClient | None = None) -> i
         job_id = int(row["id"])
         seen.add(job_id)
         status_id = row.get("status_id")
-        status = row.get("status")
+        # Where a job carries its status is not documented: a top-level object, or embedded.
+        status = row.get("status") or (row.get("_embedded") or {}).get("status")
         status_title = (
-            status.get("title") if isinstance(status, dict) else status_titles.get(status_id, "")
-        ) or ""
+            status.get("title") if isinstance(status, dict) else ""
+        ) or status_titles.get(status_id, "")
         is_open = (
             status_id not in closed_status_ids and status_title.lower() not in CLOSED_JOB_STATUSES
         )
