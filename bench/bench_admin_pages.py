@@ -3,7 +3,8 @@ time over real HTTP, and SQL queries per page.
 
     .venv/bin/python bench/bench_admin_pages.py [--strict]
 
-Data (bulk_create, with every row the services would have written): one team with an owner
+Data (scenario.people: INSERT ... SELECT on PostgreSQL, bulk_create elsewhere, with every row
+the services would have written): one team with an owner
 and three teammates, five sequences, 100,000 contacts (BENCH_ADMIN_CONTACTS; small: 10,000)
 each enrolled in one sequence, three email events each (300,000), an EnrollmentSync row each
 (synced, with CATS ids; 2 % carry an integration error), and the finished sync task of each
@@ -33,9 +34,8 @@ REQUESTS = harness.scaled(20, 8, env="BENCH_ADMIN_REQUESTS")
 def build():
     import scenario as sc
 
-    from cats_sync.models import SyncTask
     from interseller import services
-    from interseller.models import Contact, Membership
+    from interseller.models import Membership
 
     team, owner = sc.team_with_owner("Admin pages", password=sc.PASSWORD)
     members = [owner] + [
@@ -46,7 +46,7 @@ def build():
     ]
     sequences = [sc.sequence_for(members[i % 4], f"Admin pages sequence {i}") for i in range(5)]
     site, account = sc.fake_connection(owner)
-    sc.bulk_people(
+    sc.people(
         team=team,
         owners=members,
         sequences=sequences,
@@ -58,15 +58,6 @@ def build():
         account=account,
         job_id=1,
     )
-    started = time.monotonic()
-    sc.spread_created_at(Contact, "created_at")
-    sc.spread_created_at(SyncTask, "created_at")
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("ANALYZE")
-    harness.log(f"spread dates and analyzed in {time.monotonic() - started:.0f} s")
     return team, owner, sequences
 
 

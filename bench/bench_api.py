@@ -45,7 +45,7 @@ def main() -> None:
     seq = sc.sequence_for(owner, "API bench sequence")
     site, account = sc.fake_connection(owner)
     total = EVENTS + WARMUP + COUNTED
-    sc.bulk_people(
+    sc.people(
         team=team,
         owners=[owner],
         sequences=[seq],

@@ -34,7 +34,7 @@ h = harness.Harness(
 def main() -> None:
     import scenario as sc
 
-    from cats_sync.models import EnrollmentSync
+    from cats_sync.models import CatsSite, EnrollmentSync
     from interseller.models import ImportJob
 
     site = sc.cats_site(h.sandbox, rate_limit=LIMIT, rate_window=WINDOW)

@@ -79,7 +79,7 @@ def live_note(latency: list[float], added: dict) -> str:
 def main() -> None:
     import scenario as sc
 
-    from cats_sync.models import EnrollmentSync
+    from cats_sync.models import CatsSite, EnrollmentSync
 
     site = sc.cats_site(h.sandbox, rate_limit=LIMIT, rate_window=WINDOW)
     team, owner = sc.team_with_owner("Drain")

@@ -3,7 +3,7 @@ starts the run, timed over real HTTP.
 
     .venv/bin/python bench/bench_resync_admin.py [--strict]
 
-Data (bulk_create): a team whose owner has a password, four sequences, 100,000 contacts
+Data (scenario.people: INSERT ... SELECT on PostgreSQL, bulk_create elsewhere): a team whose owner has a password, four sequences, 100,000 contacts
 (BENCH_RESYNC_ADMIN_CONTACTS; small: 10,000) each enrolled in one, every one never synced
 (EnrollmentSync rows without an account: added before the owner connected). The owner's CATS
 connection is a row only; nothing here sends a CATS request and no worker runs.
@@ -41,7 +41,7 @@ def main() -> None:
 
     team, owner = sc.team_with_owner("Resync admin", password=sc.PASSWORD)
     sequences = [sc.sequence_for(owner, f"Resync admin sequence {i}") for i in range(4)]
-    sc.bulk_people(
+    sc.people(
         team=team,
         owners=[owner],
         sequences=sequences,
@@ -50,11 +50,6 @@ def main() -> None:
         synced=False,
     )
     sc.fake_connection(owner)
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("ANALYZE")
 
     web = h.start_web()
     session = requests.Session()
