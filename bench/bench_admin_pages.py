@@ -4,12 +4,12 @@ time over real HTTP, and SQL queries per page.
     .venv/bin/python bench/bench_admin_pages.py [--strict]
 
 Data (scenario.people: INSERT ... SELECT on PostgreSQL, bulk_create elsewhere, with every row
-the services would have written): one team with an owner
-and three teammates, five sequences, 100,000 contacts (BENCH_ADMIN_CONTACTS; small: 10,000)
-each enrolled in one sequence, three email events each (300,000), an EnrollmentSync row each
-(synced, with CATS ids; 2 % carry an integration error), and the finished sync task of each
-contact and of each event (400,000 SyncTask rows). Contacts' `created_at` is spread over a year.
-Tables are ANALYZEd. PostgreSQL when it is running (SQLite otherwise).
+the services would have written): one team with an owner and three teammates, five sequences,
+100,000 contacts (BENCH_ADMIN_CONTACTS; small: 10,000) each enrolled in one sequence, three
+email events each (300,000), an EnrollmentSync row each (synced, with CATS ids; 2 % carry an
+integration error), and the finished sync task of each contact and of each event (400,000
+SyncTask rows). Contacts' `created_at` is spread over a year. Tables are ANALYZEd. PostgreSQL
+when it is running (SQLite otherwise).
 
 Timing: gunicorn as in the Procfile (3 workers, DEBUG on as `make bench` runs everything),
 signed in through the login form; per page 2 warm-up requests, then 20 (BENCH_ADMIN_REQUESTS)

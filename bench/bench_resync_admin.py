@@ -1,11 +1,12 @@
-""" "Resync to CATS" of 100,000 contacts from the admin: the confirm page, and the POST that
-starts the run, timed over real HTTP.
+"""The admin's "Resync to CATS" of 100,000 contacts: the confirm page, and the POST that starts
+the run, timed over real HTTP.
 
     .venv/bin/python bench/bench_resync_admin.py [--strict]
 
-Data (scenario.people: INSERT ... SELECT on PostgreSQL, bulk_create elsewhere): a team whose owner has a password, four sequences, 100,000 contacts
-(BENCH_RESYNC_ADMIN_CONTACTS; small: 10,000) each enrolled in one, every one never synced
-(EnrollmentSync rows without an account: added before the owner connected). The owner's CATS
+Data (scenario.people: INSERT ... SELECT on PostgreSQL, bulk_create elsewhere): a team whose
+owner has a password, four sequences, 100,000 contacts (BENCH_RESYNC_ADMIN_CONTACTS; small:
+10,000) each enrolled in one, every one never synced (EnrollmentSync rows without an account:
+added before the owner connected). The owner's CATS
 connection is a row only; nothing here sends a CATS request and no worker runs.
 
 gunicorn as in the Procfile (3 workers, `--timeout 60`), signed in through the login form. On

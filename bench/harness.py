@@ -274,6 +274,15 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def print_breakdowns(rows: list[Row], *, only_failing: bool = False) -> None:
+    """Each flow's CATS requests by route (what explains a miss)."""
+    for r in rows:
+        lines = r.details.get("breakdown_lines")
+        if lines and (not only_failing or r.status in ("MISS", "INCOMPLETE")):
+            print(f"\n{r.flow} [{r.status}]: CATS requests by route")
+            print("\n".join("  " + line for line in lines))
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -593,11 +602,7 @@ class Harness:
             )
         print()
         print(table(self.rows))
-        for r in self.rows:
-            lines = r.details.get("breakdown_lines")
-            if lines:
-                print(f"\n{r.flow}: requests by route")
-                print("\n".join("  " + line for line in lines))
+        print_breakdowns(self.rows)
         rows_file = os.environ.get("BENCH_ROWS_FILE")
         if rows_file:
             Path(rows_file).write_text(json.dumps([r.as_json() for r in self.rows], default=str))
@@ -606,7 +611,7 @@ class Harness:
             print(f"\nresults: {path.relative_to(ROOT)}")
         if self.failed is not None:
             sys.exit(2)
-        if self.strict and any(r.status == "MISS" for r in self.rows):
+        if self.strict and any(r.status in ("MISS", "INCOMPLETE") for r in self.rows):
             sys.exit(1)
 
 

@@ -88,6 +88,7 @@ def main() -> int:
     total = time.monotonic() - started
     print(f"\n=== all benchmarks ({total / 60:.1f} min, BENCH_SCALE={harness.SCALE}) ===\n")
     print(harness.table(rows))
+    harness.print_breakdowns(rows, only_failing=True)
     path = harness.save_results(
         rows, "all", {"seconds_per_bench": timings, "seconds_total": round(total, 1)}
     )

@@ -430,9 +430,10 @@ class _NeedsOrm(Exception):
     pass
 
 
-def _insert_select(model, exprs: dict[str, str], from_sql: str, params: list | None = None):
-    """INSERT INTO model's table SELECT ... FROM from_sql. Columns not in `exprs` (keyed by
-    attname) get their default, now() for auto_now(_add), or NULL; any other raises."""
+def _insert_select(model, exprs: dict[str, Any], from_sql: str, params: list | None = None):
+    """INSERT INTO model's table SELECT ... FROM from_sql. `exprs` maps attnames to SQL, or to
+    (SQL, params). Columns not in `exprs` get now() for auto_now(_add), else what a new
+    instance holds (the default, NULL or ""); a required column without any of these raises."""
     from django.db import connection
     from django.db.models import AutoField, BigAutoField
 
@@ -442,14 +443,16 @@ def _insert_select(model, exprs: dict[str, str], from_sql: str, params: list | N
             continue
         columns.append(connection.ops.quote_name(field.column))
         if field.attname in exprs:
-            values.append(exprs[field.attname])
+            expr = exprs[field.attname]
+            sql_part, sql_args = expr if isinstance(expr, tuple) else (expr, [])
+            values.append(sql_part)
+            args.extend(sql_args)
         elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             values.append("now()")
-        elif field.has_default():
+        elif field.has_default() or field.null or field.empty_strings_allowed:
+            # What Model() would hold: the default, else NULL, else "" (CharField and kin).
             values.append("%s")
             args.append(field.get_db_prep_save(field.get_default(), connection))
-        elif field.null:
-            values.append("NULL")
         else:
             raise _NeedsOrm(f"{model.__name__}.{field.name} has no value")
     unknown = set(exprs) - {f.attname for f in model._meta.concrete_fields}
@@ -459,6 +462,7 @@ def _insert_select(model, exprs: dict[str, str], from_sql: str, params: list | N
         f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM {from_sql}"
     )
+    sql = re.sub(r"%(?!s)", "%%", sql)  # modulo in the expressions, not a placeholder
     with connection.cursor() as cur:
         cur.execute(sql, [*args, *(params or [])])
         return cur.rowcount
@@ -492,7 +496,7 @@ def _people_sql(
         {
             "team_id": str(team.pk),
             "owner_id": f"(ARRAY[{owner_ids}])[(g % {len(owners)}) + 1]",
-            "email": "'person' || g || %s",
+            "email": ("'person' || g || %s", [f"@{domain}"]),
             "first_name": "'First' || g",
             "last_name": "'Last' || g",
             "company": "'Company ' || (g % 500)",
@@ -504,7 +508,6 @@ def _people_sql(
             "updated_at": "now()",
         },
         f"generate_series(0, {n - 1}) AS g",
-        [f"@{domain}"],
     )
     messaged = "now() - interval '3 days'" if events_per_contact else "NULL"
     last = "now() - interval '1 day'" if events_per_contact else "NULL"

@@ -194,6 +194,16 @@ class SandboxApp(ControlApi, WebhooksApi, JobsApi):
         headers = {**rate_headers, "Retry-After": str(fault.get("retry_after", 30))}
         return self._json({"message": "Too many requests."}, 429, headers)
 
+    def _body(self, request: Request) -> tuple[Any, Response | None]:
+        """The JSON body ({} when empty), or the 400 to answer with."""
+        raw = request.get_data(as_text=True)
+        if not raw.strip():
+            return {}, None
+        try:
+            return json.loads(raw), None
+        except ValueError:
+            return None, self._json({"message": "Malformed JSON body."}, 400)
+
     def _run_api(
         self, request: Request, site: Site, endpoint: str | None, args: dict[str, Any]
     ) -> Response:
@@ -203,14 +213,9 @@ class SandboxApp(ControlApi, WebhooksApi, JobsApi):
         if request.method in {"POST", "PUT", "PATCH"}:
             if request.mimetype != "application/json":
                 return self._json({"message": "Unsupported Content-Type."}, 415)
-            raw = request.get_data(as_text=True)
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    return self._json({"message": "Malformed JSON body."}, 400)
-            else:
-                body = {}
+            body, refused = self._body(request)
+            if refused is not None:
+                return refused
         handler = getattr(self, "api_" + endpoint)
         try:
             return handler(request, site, body, **args)
@@ -270,13 +275,9 @@ class SandboxApp(ControlApi, WebhooksApi, JobsApi):
             endpoint, args = adapter.match(subpath, method=request.method)
         except HTTPException as exc:
             return self._json({"message": exc.description}, exc.code or 404)
-        body: Any = {}
-        raw = request.get_data(as_text=True)
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                return self._json({"message": "Malformed JSON body."}, 400)
+        body, refused = self._body(request)
+        if refused is not None:
+            return refused
         try:
             with self.lock:
                 return getattr(self, endpoint)(request, body, **args)

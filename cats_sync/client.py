@@ -90,6 +90,17 @@ class CatsUnavailable(CatsError):
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What a request gate learns from an HTTP answer: its status and the rate-limit headers
+    (Retry-After with a 429)."""
+
+    status: int
+    limit: int | None
+    remaining: int | None
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True)
 class PipelineAdded:
     id: int
     # The pipeline as CATS holds it when it existed already (its status); None when new.
@@ -106,14 +117,7 @@ class RequestGate:
     def before(self) -> None:
         pass
 
-    def answered(
-        self,
-        *,
-        status: int,
-        limit: int | None,
-        remaining: int | None,
-        retry_after: int | None = None,
-    ) -> None:
+    def answered(self, answer: Answer) -> None:
         pass
 
     def failed(self, error: CatsUnavailable) -> None:
@@ -260,24 +264,21 @@ class CatsClient:
             self.gate.failed(error)
             raise error from exc
         self._note_rate_limit(response)
-        if response.status_code < 400:
-            self.gate.answered(
-                status=response.status_code,
-                limit=self.rate_limit_limit,
-                remaining=self.rate_limit_remaining,
-            )
-            return response
-        error = self._error_for(response, is_write=is_write)
+        error = None if response.status_code < 400 else self._error_for(response, is_write=is_write)
         if isinstance(error, CatsUnavailable):
             self.gate.failed(error)
         else:
             self.gate.answered(
-                status=response.status_code,
-                limit=self.rate_limit_limit,
-                remaining=self.rate_limit_remaining,
-                retry_after=getattr(error, "retry_after", None),
+                Answer(
+                    response.status_code,
+                    self.rate_limit_limit,
+                    self.rate_limit_remaining,
+                    getattr(error, "retry_after", None),
+                )
             )
-        raise error
+        if error is not None:
+            raise error
+        return response
 
     def _note_rate_limit(self, response: requests.Response) -> None:
         limit = _int_header(response, "X-Rate-Limit-Limit")

@@ -11,6 +11,7 @@ from import_export import resources
 from .extensions import export_columns_for, export_prefetch_for
 from .imports import FORMULA_PREFIXES
 from .models import Contact
+from .services import CONTACT_FIELDS
 from .text import text_for_export
 
 
@@ -45,20 +46,7 @@ class ContactExportResource(resources.ModelResource):
 
     class Meta:
         model = Contact
-        fields = (
-            "email",
-            "first_name",
-            "last_name",
-            "company",
-            "title",
-            "phone",
-            "linkedin_url",
-            "location",
-            "source",
-            "owner",
-            "sequences",
-            "created_at",
-        )
+        fields = ("email", *CONTACT_FIELDS, "owner", "sequences", "created_at")
         export_order = fields
 
     def __init__(self, **kwargs):

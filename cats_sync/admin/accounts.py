@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from interseller.admin.base import (
     TeamScopedAdmin,
+    count_column,
 )
 from interseller.models import Enrollment, Membership
 from interseller.scoping import scope_for, scoped_queryset
@@ -112,17 +113,11 @@ class CatsAccountAdmin(TeamScopedAdmin):
         title = getattr(obj, "_job_title", None)
         return f"#{obj.default_job_id} {title}" if title else f"#{obj.default_job_id}"
 
-    @admin.display(description="pending", ordering="_pending")
-    def pending_count(self, obj):
-        return obj._pending
+    pending_count = count_column("_pending", "pending")
 
-    @admin.display(description="paused", ordering="_paused")
-    def paused_count(self, obj):
-        return obj._paused
+    paused_count = count_column("_paused", "paused")
 
-    @admin.display(description="failed", ordering="_failed")
-    def failed_count(self, obj):
-        return obj._failed
+    failed_count = count_column("_failed", "failed")
 
     @admin.display(description="connection")
     def connection_hint(self, obj):

@@ -257,18 +257,13 @@ def _run(task: SyncTask, es: EnrollmentSync, account: CatsAccount | None, lookup
         _issue(es, SyncIssue.Step.CONNECTION, EnrollmentSync.Error.AUTH, messages.ERR_AUTH)
         _finish(task, SyncTask.State.PAUSED, error=messages.ERR_AUTH)
         return "paused"
-    except CatsRateLimited as exc:
-        until = budget_block(site_id=account.site_id, seconds=exc.retry_after)
-        _retry(
-            task,
-            until,
-            messages.WAIT_RATE.format(at=timezone.localtime(until)),
-            waiting_on="rate_limited",
-            count=False,
-        )
-        return "waiting"
     except Wait as exc:
-        _retry(task, exc.until, exc.message, waiting_on=exc.code, count=False)
+        # The budget, an outage back-off, another worker's claim, or CATS' own 429 (the
+        # request gate has blocked the site for its Retry-After already).
+        message = exc.message
+        if isinstance(exc, CatsError):  # the 429: CATS' words are not the person's
+            message = messages.WAIT_RATE.format(at=timezone.localtime(exc.until))
+        _retry(task, exc.until, message, waiting_on=exc.code, count=False)
         return "waiting"
     except CatsUnavailable as exc:
         return _unavailable(task, es, account.site_id, exc)
@@ -291,13 +286,8 @@ def _unavailable(task: SyncTask, es, site_id: int, exc: CatsUnavailable) -> str:
     if site and site["outage_failures"] >= OUTAGE_AFTER:
         # The site is down, not this contact: wait for the probe, without counting.
         until = site["outage_until"] or timezone.now() + timedelta(seconds=5)
-        _retry(
-            task,
-            until,
-            messages.WAIT_OUTAGE.format(at=timezone.localtime(until)),
-            waiting_on="outage",
-            count=False,
-        )
+        message = messages.WAIT_OUTAGE.format(at=timezone.localtime(until))
+        _retry(task, until, message, waiting_on="outage", count=False)
         return "waiting"
     if task.attempts >= MAX_TRANSIENT_ATTEMPTS:
         message = messages.ERR_UNAVAILABLE_GAVE_UP.format(n=task.attempts)

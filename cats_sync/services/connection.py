@@ -18,7 +18,7 @@ from interseller.models import Membership
 
 from .. import crypto, messages, queue
 from ..budget import budget_block, budget_refund, budget_take, site_answered, site_failed
-from ..client import CatsAuthError, CatsClient, CatsError, CatsUnavailable, RequestGate
+from ..client import Answer, CatsAuthError, CatsClient, CatsError, CatsUnavailable, RequestGate
 from ..models import CatsAccount, CatsSite, FieldMapping, SequenceSync, SyncIssue, SyncTask
 from .issues import issues_clear_for_account
 
@@ -45,18 +45,17 @@ class SiteGate(RequestGate):
             self.heartbeat()
         self.request_id = budget_take(site_id=self.site_id, bulk=self.bulk)
 
-    def answered(
-        self,
-        *,
-        status: int,
-        limit: int | None,
-        remaining: int | None,
-        retry_after: int | None = None,
-    ) -> None:
-        if status == 429:
+    def answered(self, answer: Answer) -> None:
+        if answer.status == 429:
             # Nobody on this site sends anything until CATS said to come back.
-            budget_block(site_id=self.site_id, seconds=retry_after or 1)
-        if site_answered(site_id=self.site_id, status=status, limit=limit, remaining=remaining):
+            budget_block(site_id=self.site_id, seconds=answer.retry_after or 1)
+        ended = site_answered(
+            site_id=self.site_id,
+            status=answer.status,
+            limit=answer.limit,
+            remaining=answer.remaining,
+        )
+        if ended:
             queue.site_wake(site_id=self.site_id)
 
     def failed(self, error: CatsUnavailable) -> None:

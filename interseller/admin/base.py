@@ -275,3 +275,13 @@ class EnrollmentColumns:
     @admin.display(description="sequence", ordering="enrollment__sequence__title")
     def sequence_title(self, obj):
         return obj.enrollment.sequence.title
+
+
+def count_column(attribute: str, description: str):
+    """A changelist column showing a count the queryset annotated as `attribute`."""
+
+    @admin.display(description=description, ordering=attribute)
+    def column(self, obj):
+        return getattr(obj, attribute)
+
+    return column

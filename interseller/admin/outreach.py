@@ -27,6 +27,7 @@ from .base import (
     OwnedByMeByDefault,
     ReadOnlyAdmin,
     TeamScopedAdmin,
+    count_column,
 )
 from .extensions import ExtensibleAdmin
 from .filters import (
@@ -108,13 +109,9 @@ class SequenceAdmin(ExtensibleAdmin, OwnedByMeByDefault, TeamScopedAdmin):
             )
         )
 
-    @admin.display(description="contacts", ordering="_contacts")
-    def contact_count(self, obj):
-        return obj._contacts
+    contact_count = count_column("_contacts", "contacts")
 
-    @admin.display(description="replies", ordering="_replies")
-    def reply_count(self, obj):
-        return obj._replies
+    reply_count = count_column("_replies", "replies")
 
     def save_model(self, request, obj, form, change):
         services.sequence_save(sequence=obj)
@@ -165,9 +162,7 @@ class ContactAdmin(ExtensibleAdmin, ContactImportExportMixin, OwnedByMeByDefault
     def full_name(self, obj):
         return obj.full_name
 
-    @admin.display(description="sequences", ordering="_sequences")
-    def sequence_count(self, obj):
-        return obj._sequences
+    sequence_count = count_column("_sequences", "sequences")
 
     def _sequence_action(self, request, queryset, *, remove: bool):
         team_ids = set(queryset.values_list("team_id", flat=True))

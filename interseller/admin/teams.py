@@ -21,6 +21,7 @@ from ..models import (
 from ..scoping import scope_for
 from .base import (
     TeamScopedAdmin,
+    count_column,
     count_of,
 )
 from .filters import ScopedTeamFilter
@@ -48,17 +49,11 @@ class TeamAdmin(TeamScopedAdmin):
             )
         )
 
-    @admin.display(description="members", ordering="_members")
-    def member_count(self, obj):
-        return obj._members
+    member_count = count_column("_members", "members")
 
-    @admin.display(description="sequences", ordering="_sequences")
-    def sequence_count(self, obj):
-        return obj._sequences
+    sequence_count = count_column("_sequences", "sequences")
 
-    @admin.display(description="contacts", ordering="_contacts")
-    def contact_count(self, obj):
-        return obj._contacts
+    contact_count = count_column("_contacts", "contacts")
 
     def has_add_permission(self, request):
         return request.user.is_superuser
@@ -183,6 +178,4 @@ class GroupAdmin(TeamScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_members=Count("members"))
 
-    @admin.display(description="members", ordering="_members")
-    def member_count(self, obj):
-        return obj._members
+    member_count = count_column("_members", "members")

@@ -21,43 +21,42 @@ class EventResult:
     created: bool
 
 
+# Each kind of event: the time fields it moves ("first" keeps the earliest, "last" the latest).
+_TIMES = {
+    EmailEvent.Kind.MESSAGE_SENT: (("first_messaged_at", min), ("last_messaged_at", max)),
+    EmailEvent.Kind.REPLY_RECEIVED: (("responded_at", min),),
+    EmailEvent.Kind.BOUNCED: (("bounced_at", min),),
+    EmailEvent.Kind.UNSUBSCRIBED: (("unsubscribed_at", min),),
+}
+# The state an event puts the enrollment in, and the states it may move it from (None: any).
+_STATES = {
+    EmailEvent.Kind.REPLY_RECEIVED: (
+        Enrollment.State.REPLIED,
+        # A reply ends an active sequence; bounce/unsubscribe are terminal and stay.
+        (Enrollment.State.ACTIVE, Enrollment.State.FINISHED),
+    ),
+    EmailEvent.Kind.BOUNCED: (Enrollment.State.BOUNCED, None),
+    EmailEvent.Kind.UNSUBSCRIBED: (Enrollment.State.UNSUBSCRIBED, None),
+}
+
+
 def _apply_event(enrollment: Enrollment, event: EmailEvent) -> list[str]:
     """Fold one event into the enrollment; order-independent so late events land right."""
     changed: list[str] = []
     at = event.occurred_at
-    kind = event.kind
-    if kind == EmailEvent.Kind.MESSAGE_SENT:
-        if enrollment.first_messaged_at is None or at < enrollment.first_messaged_at:
-            enrollment.first_messaged_at = at
-            changed.append("first_messaged_at")
-        if enrollment.last_messaged_at is None or at > enrollment.last_messaged_at:
-            enrollment.last_messaged_at = at
-            changed.append("last_messaged_at")
-    elif kind == EmailEvent.Kind.REPLY_RECEIVED:
-        if enrollment.responded_at is None or at < enrollment.responded_at:
-            enrollment.responded_at = at
-            changed.append("responded_at")
-        # A reply ends an active sequence; bounce/unsubscribe are terminal and stay.
-        if enrollment.state in (Enrollment.State.ACTIVE, Enrollment.State.FINISHED):
-            enrollment.state = Enrollment.State.REPLIED
+    for name, pick in _TIMES.get(event.kind, ()):
+        current = getattr(enrollment, name)
+        if current is None or pick(at, current) != current:
+            setattr(enrollment, name, at)
+            changed.append(name)
+    if event.kind in _STATES:
+        state, from_states = _STATES[event.kind]
+        if enrollment.state != state and (from_states is None or enrollment.state in from_states):
+            enrollment.state = state
             changed.append("state")
-        if event.sentiment and enrollment.sentiment != event.sentiment:
-            enrollment.sentiment = event.sentiment
-            changed.append("sentiment")
-    elif kind == EmailEvent.Kind.BOUNCED:
-        if enrollment.bounced_at is None or at < enrollment.bounced_at:
-            enrollment.bounced_at = at
-            changed.append("bounced_at")
-        if enrollment.state != Enrollment.State.BOUNCED:
-            enrollment.state = Enrollment.State.BOUNCED
-            changed.append("state")
-    elif kind == EmailEvent.Kind.UNSUBSCRIBED:
-        if enrollment.unsubscribed_at is None or at < enrollment.unsubscribed_at:
-            enrollment.unsubscribed_at = at
-            changed.append("unsubscribed_at")
-        if enrollment.state != Enrollment.State.UNSUBSCRIBED:
-            enrollment.state = Enrollment.State.UNSUBSCRIBED
-            changed.append("state")
+    if event.sentiment and enrollment.sentiment != event.sentiment:
+        enrollment.sentiment = event.sentiment
+        changed.append("sentiment")
     return changed
 
 
