@@ -245,7 +245,8 @@ def budget_block(*, site_id: int, seconds: int) -> datetime:
     return until
 
 
-def budget_prune(*, older_than_seconds: int = 2 * 3600) -> int:
+def budget_prune(*, older_than_seconds: int = 25 * 3600) -> int:
+    """Forget requests older than the health page's day of history (and any window)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     deleted, _ = CatsRequest.objects.filter(at__lt=cutoff).delete()
     return deleted

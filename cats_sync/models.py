@@ -533,3 +533,38 @@ class SyncTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · enrollment {self.enrollment_id} · {self.state}"
+
+
+class CatsIncident(models.Model):
+    """Something about a member's CATS connection that people must hear of without opening the
+    admin: a refused key, a key the server cannot read, a spike of failures. Its owner gets one
+    email per incident (not per task); it closes when the cause is gone."""
+
+    class Kind(models.TextChoices):
+        KEY_REFUSED = "key_refused", "CATS refused the key"
+        KEY_UNREADABLE = "key_unreadable", "The stored key cannot be read"
+        FAILURES = "failures", "Many contacts failed"
+
+    account = models.ForeignKey(CatsAccount, on_delete=models.CASCADE, related_name="incidents")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.CharField(max_length=500)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind"],
+                condition=models.Q(closed_at__isnull=True),
+                name="catsincident_one_open_per_kind",
+            ),
+        ]
+        indexes = [
+            # The sweeper's "open incidents nobody was told of yet".
+            models.Index(fields=["closed_at", "notified_at"], name="catsincident_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.account}"

@@ -11,7 +11,9 @@ from . import crypto, queue
 from .budget import budget_prune
 from .engine import running_lease, tasks_execute
 from .engine.site_runner import site_run
-from .models import CatsAccount, ResyncRun, SyncTask
+from .errors import CatsSyncError
+from .models import CatsAccount, CatsIncident, ResyncRun, SyncTask
+from .services.incidents import incident_close, incidents_review
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,23 @@ def resync_plan_run(run_id: int) -> str:
 
     run = plan(run_id=run_id)
     return "nothing to do" if run is None else run.state
+
+
+def metadata_refresh(account_id: int) -> str:
+    """Just after connecting: read the site's job orders, workflows and custom fields, so the
+    settings page can offer them. Safe to run twice; a failure is logged, and the Refresh
+    action on the connections list reads them again."""
+    from .services import metadata_refresh as refresh
+
+    account = CatsAccount.objects.select_related("site").filter(pk=account_id).first()
+    if account is None or not account.is_connected:
+        return "not connected"
+    try:
+        counts = refresh(account=account)
+    except CatsSyncError as exc:
+        log.warning("Could not read the job orders and custom fields of %s: %s", account, exc)
+        return "failed"
+    return f"{counts['jobs']} job orders, {counts['fields']} custom fields"
 
 
 def run_sync_tasks(task_ids: list[int]) -> dict[str, int]:
@@ -56,6 +75,7 @@ def sweep(limit: int = 500) -> int:
     )
     queue.enqueue_sites(sites)
     _close_finished_runs()
+    incidents_review()
     budget_prune()
     # Finished live work is history nobody reads after a while; runs keep theirs for progress.
     SyncTask.objects.filter(
@@ -76,6 +96,7 @@ def _resume_readable_keys() -> None:
         except crypto.KeyDecryptionError:
             continue
         resumed = queue.tasks_resume(account=account)
+        incident_close(account=account, kinds=[CatsIncident.Kind.KEY_UNREADABLE])
         log.info("Resumed %s CATS task(s) of %s: its key reads again", resumed, account)
 
 

@@ -12,6 +12,8 @@ What an extension may add (all optional):
   filters read, in the changelist's one query (annotations only: Django applies the list's
   select_related only to a queryset that has none);
 - `list_select_related`: relations the columns read, joined in that same query;
+- `page_loaders`: `function(request, rows)` run once for the rows of a changelist page, to
+  attach what columns show (a few queries a page, never a subquery over the whole table);
 - `list_filters`: `SimpleListFilter` classes;
 - `actions`: admin actions, `function(modeladmin, request, queryset)`, with a description;
 - `inlines`: inline classes for the change page;
@@ -20,6 +22,14 @@ What an extension may add (all optional):
   (buttons of a panel post there);
 - `export_columns`: `(header, function(obj))` pairs for the spreadsheet export, with
   `export_prefetch` naming what they read.
+
+Beside the model pages, `extend_index(function(request) -> str)` adds a box of read-only HTML
+at the top of the admin's index page (a summary of the integration's health, say).
+
+Where a person picks a sequence ("Add to sequence…"), each choice reads as its title and owner
+and what integrations say of it: `extend_sequence_labels(function(sequence) -> str, prepare=...)`
+registers a short text ("" says nothing), with an optional `prepare(queryset) -> queryset`
+adding what it reads (annotations, select_related) to the choice list's one query.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ class AdminExtension:
     columns: tuple[Callable, ...] = ()
     annotate: Callable[[Any, QuerySet], QuerySet] | None = None
     list_select_related: tuple[str, ...] = ()
+    page_loaders: tuple[Callable[[Any, list], None], ...] = ()
     list_filters: tuple[type, ...] = ()
     actions: tuple[Callable, ...] = ()
     inlines: tuple[type, ...] = ()
@@ -71,3 +82,45 @@ def export_columns_for(model: type[Model]) -> list[tuple[str, Callable[[Model], 
 
 def export_prefetch_for(model: type[Model]) -> list[str]:
     return [name for ext in extensions_for(model) for name in ext.export_prefetch]
+
+
+_index_panels: list[Callable[[Any], str]] = []
+
+
+def extend_index(panel: Callable[[Any], str]) -> None:
+    """Add a box to the admin index (call from AppConfig.ready(); calling twice is harmless)."""
+    if panel not in _index_panels:
+        _index_panels.append(panel)
+
+
+def index_panels_for(request) -> list[str]:
+    return [html for panel in _index_panels if (html := panel(request))]
+
+
+_sequence_labels: list[tuple[Callable[[Any], str], Callable[[QuerySet], QuerySet] | None]] = []
+
+
+def extend_sequence_labels(
+    label: Callable[[Any], str], *, prepare: Callable[[QuerySet], QuerySet] | None = None
+) -> None:
+    """Say something of each sequence where one is chosen (call from AppConfig.ready();
+    calling twice is harmless)."""
+    if (label, prepare) not in _sequence_labels:
+        _sequence_labels.append((label, prepare))
+
+
+def retract_sequence_labels(label: Callable[[Any], str]) -> None:
+    """Take a label back (tests; an app switched off at run time)."""
+    _sequence_labels[:] = [entry for entry in _sequence_labels if entry[0] is not label]
+
+
+def sequence_choices(queryset: QuerySet) -> QuerySet:
+    """The sequences to choose from, with what the registered labels read."""
+    for _, prepare in _sequence_labels:
+        if prepare is not None:
+            queryset = prepare(queryset)
+    return queryset
+
+
+def sequence_labels(sequence: Model) -> list[str]:
+    return [text for label, _ in _sequence_labels if (text := label(sequence))]

@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "interseller.context_processors.sign_in_providers",
+                "interseller.context_processors.admin_index_panels",
             ],
         },
     },
@@ -185,6 +186,14 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+# One way to write dates on every page, column and export: 2026-11-27 14:05 (24-hour, the site's
+# time zone). The format module hands these to Django, whose locale formats would otherwise win.
+DATE_FORMAT = "Y-m-d"
+DATETIME_FORMAT = "Y-m-d H:i"
+SHORT_DATE_FORMAT = DATE_FORMAT
+SHORT_DATETIME_FORMAT = DATETIME_FORMAT
+TIME_FORMAT = "H:i"
+FORMAT_MODULE_PATH = ["interseller.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -226,6 +235,22 @@ SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 
+# --- Mail and the public address ------------------------------------------------------------
+# Where people reach this app (links in emails; the target of CATS webhooks). Empty: links in
+# emails are relative and CATS webhooks are not registered (the health page says so).
+SITE_URL = env.str("SITE_URL", default="")
+# Mail: EMAIL_URL is smtp://user:password@host:587 (or smtp+tls://, consolemail:// to print);
+# it defaults to printing mails on the console.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Interseller <noreply@localhost>")
+
 # --- Application ----------------------------------------------------------------------------
 # Largest JSON body the events API accepts.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
@@ -258,6 +283,14 @@ for _position, _key in enumerate(CATS_ENCRYPTION_KEYS, start=1):
             "Fernet key (32 url-safe base64-encoded bytes). Generate one with `python -c 'from "
             "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
         ) from None
+# A candidate's page in CATS, for links from a contact's CATS panel.
+CATS_CANDIDATE_URL = env.str(
+    "CATS_CANDIDATE_URL",
+    default="https://{subdomain}.catsone.com/index.php"
+    "?m=candidates&a=show&candidateID={candidate_id}",
+)
+# Failed contacts of one connection within 15 minutes that email its owner (once).
+CATS_FAILURE_ALERT = env.int("CATS_FAILURE_ALERT", default=10)
 # Connect and read timeouts of every CATS call, in seconds.
 CATS_CONNECT_TIMEOUT = env.float("CATS_CONNECT_TIMEOUT", default=3.05)
 CATS_READ_TIMEOUT = env.float("CATS_READ_TIMEOUT", default=15.0)

@@ -17,17 +17,20 @@ from .common import runs_visible_to
 
 
 class InCatsFilter(ChoiceListFilter):
-    title = "in CATS already"
+    title = "exists in CATS"
     parameter_name = "in_cats"
 
     def lookups(self, request, model_admin):
         return [("yes", "Yes"), ("no", "No")]
 
     def queryset(self, request, queryset):
+        in_cats = Exists(
+            EnrollmentSync.objects.filter(enrollment__contact=OuterRef("pk"), exists_in_cats=True)
+        )
         if self.value() == "yes":
-            return queryset.filter(_in_cats=True)
+            return queryset.filter(in_cats)
         if self.value() == "no":
-            return queryset.filter(_in_cats=False)
+            return queryset.exclude(in_cats)
         return queryset
 
 

@@ -30,8 +30,9 @@ from .. import messages
 from ..budget import OUTAGE_AFTER, budget_block
 from ..client import CatsAuthError, CatsError, CatsRateLimited, CatsUnavailable
 from ..errors import KeyUnreadable, NeedsPerson, RateLimited, Wait
-from ..models import CatsAccount, CatsSite, EnrollmentSync, SyncIssue, SyncTask
+from ..models import CatsAccount, CatsIncident, CatsSite, EnrollmentSync, SyncIssue, SyncTask
 from ..services.connection import cats_account_mark_invalid, cats_client_for
+from ..services.incidents import incident_open
 from ..services.issues import issue_raise
 from ..services.outbox import enrollment_sync_capture
 from ..services.resync import resync_run_close_if_done
@@ -251,6 +252,7 @@ def _run(task: SyncTask, es: EnrollmentSync, account: CatsAccount | None, lookup
         # soon as the key reads again (or the member reconnects).
         _issue(es, SyncIssue.Step.CONNECTION, EnrollmentSync.Error.KEY_UNREADABLE, str(exc))
         _finish(task, SyncTask.State.PAUSED, error=messages.ERR_KEY_UNREADABLE)
+        incident_open(account=account, kind=CatsIncident.Kind.KEY_UNREADABLE)
         return "paused"
     except CatsAuthError:
         cats_account_mark_invalid(account=account)

@@ -7,7 +7,10 @@
 - resync: backfilling never-synced contacts as a run with progress;
 - clone: copying settings to teammates;
 - check: the settings check;
-- sequences: a sequence changing owner (and CATS site).
+- sequences: a sequence changing owner (and CATS site);
+- status: where a contact stands with CATS, in words, and its timeline (reads only);
+- health: the health page's answer, scoped (reads only);
+- incidents: what is emailed to a connection's owner, once per incident.
 
 The names below are the public API; admin, forms and tests use them from here.
 """
@@ -24,6 +27,8 @@ from .connection import (
     cats_disconnect,
     require_connected,
 )
+from .health import Health, health_for
+from .incidents import incident_close, incident_open, incidents_notify, incidents_review
 from .issues import exists_in_cats_mark, issue_clear, issue_raise, issues_clear_for_account
 from .metadata import (
     COMPATIBLE_TYPES,
@@ -58,8 +63,20 @@ from .resync import (
     retry_bound_text,
 )
 from .sequences import sequence_owner_changed
+from .status import CatsState, Panel, candidate_url, enrollment_panel, enrollment_states
 
 __all__ = [
+    "Health",
+    "health_for",
+    "incident_close",
+    "incident_open",
+    "incidents_notify",
+    "incidents_review",
+    "CatsState",
+    "Panel",
+    "candidate_url",
+    "enrollment_panel",
+    "enrollment_states",
     "CLONED_FIELDS",
     "COMPATIBLE_TYPES",
     "REQUIRED_STATUSES",

@@ -19,7 +19,16 @@ from interseller.models import Membership
 from .. import crypto, messages, queue
 from ..budget import budget_block, budget_refund, budget_take, site_answered, site_failed
 from ..client import Answer, CatsAuthError, CatsClient, CatsError, CatsUnavailable, RequestGate
-from ..models import CatsAccount, CatsSite, FieldMapping, SequenceSync, SyncIssue, SyncTask
+from ..models import (
+    CatsAccount,
+    CatsIncident,
+    CatsSite,
+    FieldMapping,
+    SequenceSync,
+    SyncIssue,
+    SyncTask,
+)
+from .incidents import incident_close, incident_open
 from .issues import issues_clear_for_account
 
 SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -191,6 +200,10 @@ def cats_connect(
     membership.integration = Membership.Integration.CATS
     queue.tasks_resume(account=account)
     issues_clear_for_account(account_id=account.pk, step=SyncIssue.Step.CONNECTION)
+    incident_close(
+        account=account,
+        kinds=[CatsIncident.Kind.KEY_REFUSED, CatsIncident.Kind.KEY_UNREADABLE],
+    )
     return Connected(account, notice)
 
 
@@ -230,6 +243,7 @@ def cats_account_mark_invalid(*, account: CatsAccount) -> None:
         SyncTask.objects.filter(account=account, state=SyncTask.State.PENDING).update(
             state=SyncTask.State.PAUSED
         )
+        incident_open(account=account, kind=CatsIncident.Kind.KEY_REFUSED)
 
 
 def require_connected(account: CatsAccount) -> None:

@@ -27,6 +27,25 @@ class ExtensibleAdmin:
                 qs = ext.annotate(request, qs)
         return qs
 
+    # Methods of the admin itself that load what its columns show, for a page's rows.
+    page_loader_methods: tuple[str, ...] = ()
+
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+        loaders = [getattr(self, name) for name in self.page_loader_methods]
+        loaders += [loader for ext in self._extensions() for loader in ext.page_loaders]
+        if not loaders:
+            return base
+
+        class PageLoadingChangeList(base):
+            def get_results(inner, request):
+                super().get_results(request)
+                rows = list(inner.result_list)
+                for loader in loaders:
+                    loader(request, rows)
+
+        return PageLoadingChangeList
+
     def get_list_select_related(self, request):
         related = super().get_list_select_related(request)
         extra = [name for ext in self._extensions() for name in ext.list_select_related]
