@@ -37,7 +37,7 @@ run: export WEB_PORT := $(PORT)
 run: export SANDBOX_PORT := $(SANDBOX_PORT)
 run: $(VENV)/.installed-demo
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --base-url http://localhost:$(PORT)
 	$(BIN)/honcho start -f Procfile.dev
 
 test: $(VENV)/.installed-dev

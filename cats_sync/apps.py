@@ -8,8 +8,11 @@ class CatsSyncConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers
-        from .admin import core_pages
+        from .admin import core_pages, labels
 
         receivers.connect()
-        # Columns, filters, actions and the "Syncing" section on the core's pages.
+        # Columns, filters, actions and the "Syncing" section on the core's pages, and the
+        # health summary on the admin index.
         core_pages.register()
+        # Whether a sequence syncs, and to which job order, where people choose a sequence.
+        labels.register()

@@ -16,6 +16,14 @@ SYNCING_HELP = (
     "Set these before adding contacts: contacts already added keep the setting they were "
     "added with."
 )
+MSG_JOB_OTHER_SITE = (
+    "Job order #{job} is not one of the CATS site of {owner}, who owns this sequence: choose "
+    "one of theirs, or none."
+)
+MSG_JOB_OWNER_NOT_CONNECTED = (
+    "{owner}, who owns this sequence, has no CATS connection: leave the job order empty, or "
+    "connect their CATS first."
+)
 
 
 def job_choices(site_id: int | None, current: int | None = None) -> list[tuple]:
@@ -133,6 +141,13 @@ class FieldMappingForm(forms.ModelForm):
             choices.append((current, f"#{current} {self.instance.field_name} (not cached)"))
         self.fields["field_id"].choices = choices
 
+    def has_changed(self) -> bool:
+        # A row the page filled in as a suggestion is saved as shown, unless the person empties
+        # its field (Django would skip it: it equals its initial values).
+        if self.instance.pk is None and self.initial.get("field_id") is not None:
+            return self["field_id"].value() not in (None, "")
+        return super().has_changed()
+
     def clean(self):
         cleaned = super().clean()
         value, field_id = cleaned.get("value"), cleaned.get("field_id")
@@ -166,6 +181,27 @@ class SequenceSyncForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["job_id"].choices = job_choices(self.site_id, self.instance.job_id)
+
+    def clean(self):
+        cleaned = super().clean()
+        job_id = cleaned.get("job_id")
+        if job_id is None or (self.instance.pk and "job_id" not in self.changed_data):
+            return cleaned
+        # The sequence's form has set the owner the page chose; only our cache is read.
+        sequence = getattr(self.instance, "sequence", None)
+        owner = getattr(sequence, "owner", None)
+        if owner is None:
+            return cleaned
+        site_id = (
+            CatsAccount.objects.filter(membership_id=owner.pk)
+            .values_list("site_id", flat=True)
+            .first()
+        )
+        if site_id is None:
+            self.add_error("job_id", MSG_JOB_OWNER_NOT_CONNECTED.format(owner=owner))
+        elif not CatsJob.objects.filter(site_id=site_id, cats_id=job_id).exists():
+            self.add_error("job_id", MSG_JOB_OTHER_SITE.format(job=job_id, owner=owner))
+        return cleaned
 
     def save(self, commit=True):
         if self.has_changed():

@@ -3,11 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import QuerySet
 
+from .extensions import sequence_labels
 from .models import Contact, Enrollment, Membership, Sequence, Team
 from .scoping import scope_for
 from .services import (
@@ -21,6 +23,7 @@ from .text import text_clean
 
 MSG_ONE_TEAM = "Choose contacts of a single team."
 MSG_TEAM_MISMATCH = "{label} must belong to the team “{team}”."
+MSG_PASSWORD_AGAIN = "Type the password again: it is never sent back to the page."
 
 
 def _teams_of_value(value: Any) -> set[int]:
@@ -32,6 +35,20 @@ def _teams_of_value(value: Any) -> set[int]:
     if isinstance(value, Enrollment):
         return {value.sequence.team_id}
     return set()
+
+
+class EmailSignInForm(AdminAuthenticationForm):
+    """The admin's sign-in form: a person's username is their email, so it says "Email" (the
+    field still posts `username`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email"
+
+    def get_invalid_login_error(self):
+        return ValidationError(
+            self.error_messages["invalid_login"], code="invalid_login", params={"username": "email"}
+        )
 
 
 class TeamConsistentForm(forms.ModelForm):
@@ -136,6 +153,14 @@ class TeammateAddForm(forms.ModelForm):
             validate_password(password)
         return password
 
+    def full_clean(self):
+        super().full_clean()
+        # The page comes back with what was typed, but never the password: say so (unless the
+        # password itself was refused, which says what to type instead).
+        password_typed = bool(self.data.get(self.add_prefix("password")))
+        if self._errors and password_typed and "password" not in self._errors:
+            self.add_error("password", MSG_PASSWORD_AGAIN)
+
     def clean(self):
         cleaned = super().clean()
         team, email, role = cleaned.get("team"), cleaned.get("email"), cleaned.get("role")
@@ -187,10 +212,23 @@ class MembershipChangeForm(TeamConsistentForm):
         return self.instance
 
 
-class SequenceChoiceForm(forms.Form):
-    """The intermediate page of the add/remove-from-sequence actions."""
+class SequenceChoiceField(forms.ModelChoiceField):
+    """A sequence reads as its title, its owner, and what integrations say of it (their sync,
+    say: see extensions.extend_sequence_labels)."""
 
-    sequence = forms.ModelChoiceField(queryset=Sequence.objects.none(), empty_label=None)
+    def label_from_instance(self, sequence: Sequence) -> str:
+        owner = sequence.owner.user
+        who = owner.get_full_name() or owner.email
+        return " · ".join([sequence.title, f"owner: {who}", *sequence_labels(sequence)])
+
+
+class SequenceChoiceForm(forms.Form):
+    """The intermediate page of the add/remove-from-sequence actions: nothing is chosen until
+    the person chooses."""
+
+    sequence = SequenceChoiceField(
+        queryset=Sequence.objects.none(), empty_label="— choose a sequence —"
+    )
 
     def __init__(self, *args, sequences=None, **kwargs):
         super().__init__(*args, **kwargs)

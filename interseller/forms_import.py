@@ -1,10 +1,11 @@
-"""The upload and confirm forms of the contact import (django-import-export's two steps)."""
+"""The upload and confirm forms of the contact import (django-import-export's two steps), and
+the export's choice of columns."""
 
 from __future__ import annotations
 
 from django import forms
 from django.template.defaultfilters import filesizeformat
-from import_export.forms import ConfirmImportForm, ImportForm
+from import_export.forms import ConfirmImportForm, ImportForm, SelectableFieldsExportForm
 
 from .imports import (
     MSG_SEQUENCE_OTHER_TEAM,
@@ -124,3 +125,15 @@ class ContactConfirmImportForm(ConfirmImportForm):
         cleaned = super().clean()
         _check_sequence(self, cleaned)
         return cleaned
+
+
+class ContactExportForm(SelectableFieldsExportForm):
+    """The export page: each column's checkbox reads as the column's header in the file."""
+
+    def __init__(self, formats, resources, **kwargs):
+        super().__init__(formats, resources, **kwargs)
+        for resource in resources:
+            for name, field in resource().fields.items():
+                checkbox = self.fields.get(self.create_boolean_field_name(resource, name))
+                if checkbox is not None and field.column_name:
+                    checkbox.label = field.column_name

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from .formats import datetime_text
+
 
 class Team(models.Model):
     name = models.CharField(max_length=200)
@@ -151,7 +153,7 @@ class Enrollment(models.Model):
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
 
     class Sentiment(models.TextChoices):
-        NONE = "", "None"
+        NONE = "", "—"
         INTERESTED = "interested", "Interested"
         NOT_INTERESTED = "not_interested", "Not Interested"
 
@@ -224,7 +226,7 @@ class EmailEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} · {self.occurred_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} · {datetime_text(self.occurred_at)}"
 
 
 class ApiToken(models.Model):

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
+from django.utils.text import slugify
 from import_export import fields as ie_fields
 from import_export import resources
 
 from .extensions import export_columns_for, export_prefetch_for
+from .formats import datetime_text
 from .imports import FORMULA_PREFIXES
 from .models import Contact
 from .services import CONTACT_FIELDS
 from .text import text_for_export
+
+
+def export_field_name(header: str, *, taken) -> str:
+    """The field name of an integration's column: its header as a slug ("Exists in CATS" is
+    `exists_in_cats`), numbered if another column has it. The export page labels its checkbox
+    with the header itself."""
+    base = slugify(header).replace("-", "_") or "column"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
 
 
 def escape_formula(value: Any) -> Any:
@@ -51,8 +63,9 @@ class ContactExportResource(resources.ModelResource):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        for i, (header, func) in enumerate(export_columns_for(Contact)):
-            self.fields[f"extra_{i}"] = ie_fields.Field(column_name=header, dehydrate_method=func)
+        for header, func in export_columns_for(Contact):
+            name = export_field_name(header, taken=self.fields)
+            self.fields[name] = ie_fields.Field(column_name=header, dehydrate_method=func)
 
     def filter_export(self, queryset, **kwargs):
         return queryset.select_related("owner__user").prefetch_related(
@@ -66,7 +79,7 @@ class ContactExportResource(resources.ModelResource):
         return "; ".join(sorted(e.sequence.title for e in contact.enrollments.all()))
 
     def dehydrate_created_at(self, contact: Contact) -> str:
-        return timezone.localtime(contact.created_at).strftime("%Y-%m-%d %H:%M")
+        return datetime_text(contact.created_at)
 
     def export_field(self, field, instance, **kwargs):
         value = super().export_field(field, instance, **kwargs)

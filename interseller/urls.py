@@ -1,11 +1,20 @@
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
 from . import api
 
+
+def favicon(request):
+    # Browsers ask for it wherever a page names no icon (an API answer, say).
+    return HttpResponsePermanentRedirect(static("interseller/favicon.svg"))
+
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     path("auth/", include("social_django.urls", namespace="social")),
     path("api/v1/contacts", api.contacts_endpoint, name="api-contacts"),

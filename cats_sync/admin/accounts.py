@@ -3,9 +3,12 @@ disconnect, resync of a member's sequences, and cloning settings to teammates.""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -17,7 +20,7 @@ from interseller.admin.base import (
 from interseller.models import Enrollment, Membership
 from interseller.scoping import scope_for, scoped_queryset
 
-from .. import crypto, services
+from .. import crypto, queue, services
 from .. import messages as cats_messages
 from ..errors import CatsSyncError
 from ..forms import (
@@ -29,11 +32,13 @@ from ..models import (
     CatsJob,
     SyncTask,
 )
-from .common import FieldMappingInline, resync_action
+from .common import FieldMappingInline, resync_action, resync_description_of_members
+from .health import health_view
 
 MSG_CLONE_ONE_SOURCE = "Select exactly one CATS connection to clone its settings from."
 MSG_CLONE_MANAGERS_ONLY = "Only owners and managers can clone CATS settings to teammates."
 MSG_KEY_UNREADABLE = "cannot be decrypted"
+MSG_READING_METADATA = "Reading job orders and custom fields from CATS… reload in a few seconds."
 
 
 def _job_title_of_default() -> Subquery:
@@ -132,6 +137,8 @@ class CatsAccountAdmin(TeamScopedAdmin):
             lines.append("Connect: enter the subdomain and API key below and save.")
         elif obj.site_id:
             lines.append(f"Site: {obj.site}")
+            if obj.site.jobs_refreshed_at is None:
+                lines.append(MSG_READING_METADATA)
         return format_html("<br>".join(["{}"] * len(lines)), *lines)
 
     # --- pages -----------------------------------------------------------------------------
@@ -178,7 +185,15 @@ class CatsAccountAdmin(TeamScopedAdmin):
             membership=obj.membership, checked=form.checked, account=obj
         )
         obj.pk = connected.account.pk
-        self.message_user(request, f"Connected to CATS site {obj.site}.", messages.SUCCESS)
+        # Job orders and custom fields are read by a worker, never inside this request.
+        account_id = obj.pk
+        transaction.on_commit(
+            lambda: queue.enqueue_call("cats_sync.tasks.metadata_refresh", account_id),
+            robust=True,
+        )
+        self.message_user(
+            request, f"Connected to CATS site {obj.site}. {MSG_READING_METADATA}", messages.SUCCESS
+        )
         if connected.notice:
             self.message_user(request, connected.notice, messages.WARNING)
 
@@ -199,6 +214,11 @@ class CatsAccountAdmin(TeamScopedAdmin):
         from django.urls import path
 
         return [
+            path(
+                "health/",
+                self.admin_site.admin_view(partial(health_view, self)),
+                name="cats_sync_health",
+            ),
             path(
                 "<path:object_id>/check/",
                 self.admin_site.admin_view(self.check_view),
@@ -269,29 +289,51 @@ class CatsAccountAdmin(TeamScopedAdmin):
                 messages.SUCCESS,
             )
 
-    @admin.action(description="Disconnect CATS")
+    @admin.action(description="Disconnect CATS…")
     def disconnect(self, request, queryset):
-        accounts = waiting = 0
-        for account in queryset:
-            waiting += services.cats_disconnect(account=account)
-            accounts += 1
-        self.message_user(
-            request,
-            f"Disconnected {accounts} CATS connection(s); {waiting} queued task(s) wait until "
-            "CATS is reconnected.",
-            messages.SUCCESS,
+        accounts = list(queryset.select_related("site", "membership__user", "membership__team"))
+        if request.POST.get("confirm") == "yes":
+            waiting = sum(services.cats_disconnect(account=account) for account in accounts)
+            self.message_user(
+                request,
+                f"Disconnected {len(accounts)} CATS connection(s); {waiting} queued task(s) wait "
+                "until CATS is reconnected.",
+                messages.SUCCESS,
+            )
+            return None
+        # What cats_disconnect will pause: the work not yet done.
+        queued = dict(
+            SyncTask.objects.filter(
+                account__in=accounts, state__in=[SyncTask.State.PENDING, SyncTask.State.RUNNING]
+            )
+            .order_by()
+            .values_list("account_id")
+            .annotate(n=Count("pk"))
         )
+        rows = [(account, queued.get(account.pk, 0)) for account in accounts]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Disconnect CATS",
+            "opts": self.model._meta,
+            "rows": rows,
+            "waiting": sum(n for _, n in rows),
+            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action": "disconnect",
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/cats_sync/disconnect_confirm.html", context)
 
     @admin.action(description="Resync not-yet-synced contacts…")
     def resync_to_cats(self, request, queryset):
-        members = list(queryset.order_by().values_list("membership_id", flat=True))
-        enrollments = Enrollment.objects.filter(sequence__owner_id__in=members)
+        members = [a.membership for a in queryset.select_related("membership__user")]
+        enrollments = Enrollment.objects.filter(sequence__owner__in=members)
         return resync_action(
             self,
             request,
             enrollments,
             action="resync_to_cats",
-            what=f"Resync of the sequences of {len(members)} member(s)",
+            what=resync_description_of_members(members),
         )
 
     @admin.action(description="Clone settings to teammates…")

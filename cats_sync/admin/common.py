@@ -6,12 +6,14 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.text import Truncator
 
 from interseller.forms import MSG_ONE_TEAM
-from interseller.models import Enrollment, Team
+from interseller.models import Contact, Enrollment, Membership, Sequence, Team
 from interseller.scoping import scope_for, scoped_queryset
 
 from .. import services
@@ -22,6 +24,7 @@ from ..forms import (
 )
 from ..models import (
     CatsAccount,
+    CatsCustomField,
     EnrollmentSync,
     FieldMapping,
     ResyncRun,
@@ -90,9 +93,39 @@ class ParentScopedInline:
         return self.has_add_permission(request, obj)
 
 
+def mapping_suggestions(account: CatsAccount) -> list[dict]:
+    """Initial rows for the unmapped values whose name a cached CATS custom field bears (any
+    case), when that field can hold the value. Reads only our cache."""
+    if not account.site_id:
+        return []
+    mapped = set(account.mappings.values_list("value", flat=True))
+    fields: dict[str, CatsCustomField] = {}
+    for field in CatsCustomField.objects.filter(site_id=account.site_id, exists=True):
+        fields.setdefault(field.name.strip().lower(), field)
+    suggested = []
+    for value, label in FieldMapping.Value.choices:
+        field = fields.get(label.lower())
+        if value in mapped or field is None:
+            continue
+        if field.field_type in services.COMPATIBLE_TYPES[value]:
+            suggested.append({"value": value, "field_id": field.cats_id})
+    return suggested
+
+
+class SuggestingInlineFormSet(BaseInlineFormSet):
+    """An inline formset whose extra rows start out as `suggested`."""
+
+    suggested: list[dict] = []
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", self.suggested)
+        super().__init__(*args, **kwargs)
+
+
 class FieldMappingInline(ParentScopedInline, admin.TabularInline):
     model = FieldMapping
     form = FieldMappingForm
+    formset = SuggestingInlineFormSet
     extra = 0
     max_num = len(FieldMapping.Value.choices)
     verbose_name = "custom field mapping"
@@ -102,7 +135,12 @@ class FieldMappingInline(ParentScopedInline, admin.TabularInline):
     def get_formset(self, request, obj=None, **kwargs):
         site_id = obj.site_id if obj else None
         kwargs["form"] = type("SiteFieldMappingForm", (self.form,), {"site_id": site_id})
-        return super().get_formset(request, obj, **kwargs)
+        # Values CATS has a field of the same name for come as rows already filled in; they
+        # are saved with the page, like any row the person fills.
+        suggested = mapping_suggestions(obj) if obj else []
+        kwargs["extra"] = len(suggested)
+        formset = super().get_formset(request, obj, **kwargs)
+        return type("SuggestingFormSet", (formset,), {"suggested": suggested})
 
 
 class SequenceSyncInline(ParentScopedInline, admin.StackedInline):
@@ -115,11 +153,26 @@ class SequenceSyncInline(ParentScopedInline, admin.StackedInline):
     verbose_name_plural = "Syncing"
     fieldsets = [(None, {"fields": ["notice", "enabled", "job_id"], "description": SYNCING_HELP})]
     readonly_fields = ["notice"]
+    # One section, not a list of rows: no "Syncing: #1" title above it.
+    template = "admin/cats_sync/sequencesync/stacked.html"
 
     def get_formset(self, request, obj=None, **kwargs):
-        site_id = site_of_membership(obj.owner_id) if obj else None
+        # A new sequence offers the job orders of the owner its page starts with (the form
+        # refuses, on save, a job order that is not of the owner finally chosen).
+        owner_id = obj.owner_id if obj else self._default_owner_id(request)
+        site_id = site_of_membership(owner_id)
         kwargs["form"] = type("SiteSequenceSyncForm", (self.form,), {"site_id": site_id})
         return super().get_formset(request, obj, **kwargs)
+
+    def _default_owner_id(self, request) -> int | None:
+        owner = self._parent().get_changeform_initial_data(request).get("owner")
+        try:
+            owner_id = int(owner)
+        except (TypeError, ValueError):
+            return None
+        # Typed into the URL, it could name anyone: only a membership the user may pick.
+        visible = scoped_queryset(request, Membership).filter(pk=owner_id).exists()
+        return owner_id if visible else None
 
 
 def resync_action(modeladmin, request, enrollments: QuerySet, *, action: str, what: str):
@@ -174,8 +227,76 @@ def resync_selected(modeladmin, request, queryset: QuerySet, field: str, noun: s
         request,
         Enrollment.objects.filter(**{f"{field}__in": ids}),
         action="resync_to_cats",
-        what=f"Resync of {len(ids)} {noun}",
+        what=resync_description(queryset.model, ids, noun=noun),
     )
+
+
+# A run's description names what it resyncs, in at most the length its column holds.
+DESCRIPTION_MAX = ResyncRun._meta.get_field("description").max_length
+NAMES_LISTED = 30
+
+
+def resync_description(model, ids: list[int], *, noun: str = "rows") -> str:
+    """ "Resync of sequence “Backend engineers”", "Resync of 3 sequences: A, B, C", "Resync of
+    120 contacts", "Resync of the sequences of Olivia Owens": what a person selected."""
+    count = len(ids)
+    if model is Sequence:
+        titles = _first(Sequence.objects.filter(pk__in=ids).order_by("title"), "title")
+        if count == 1 and titles:
+            return _fit(f"Resync of sequence “{titles[0]}”")
+        return _named(f"Resync of {count:,} sequences", titles, count)
+    if model is Contact:
+        if count == 1:
+            contact = Contact.objects.filter(pk__in=ids).first()
+            if contact is not None:
+                return _fit(f"Resync of contact {contact}")
+        return f"Resync of {count:,} contacts"
+    if model is Enrollment:
+        enrollments = Enrollment.objects.filter(pk__in=ids)
+        titles = _first(enrollments.order_by("sequence__title"), "sequence__title", distinct=True)
+        if count == 1 and titles:
+            email = enrollments.values_list("contact__email", flat=True).first()
+            return _fit(f"Resync of {email} in “{titles[0]}”")
+        if len(titles) == 1:
+            return _fit(f"Resync of {count:,} contacts in “{titles[0]}”")
+        sequences = enrollments.values("sequence_id").distinct().count()
+        return f"Resync of {count:,} contacts in {sequences:,} sequences"
+    return f"Resync of {count:,} {noun}"
+
+
+def resync_description_of_members(members: list[Membership]) -> str:
+    """The sequences of the members whose connections were selected."""
+    names = sorted(m.user.get_full_name() or m.user.email for m in members)
+    if len(names) == 1:
+        return _fit(f"Resync of the sequences of {names[0]}")
+    if len(names) == 2:
+        return _fit(f"Resync of the sequences of {names[0]} and {names[1]}")
+    return _named(f"Resync of the sequences of {len(names)} members", names, len(names))
+
+
+def _first(queryset: QuerySet, field: str, *, distinct: bool = False) -> list[str]:
+    values = queryset.values_list(field, flat=True)
+    if distinct:
+        values = values.distinct()
+    return list(values[:NAMES_LISTED])
+
+
+def _named(head: str, names: list[str], total: int) -> str:
+    """`head: a, b, c`, with as many names as fit, and "and N more" for the rest."""
+    text, shown = head, 0
+    for name in names:
+        more = total - shown - 1
+        candidate = f"{text}{', ' if shown else ': '}{name}"
+        if len(candidate) + len(f" and {more:,} more" if more else "") > DESCRIPTION_MAX:
+            break
+        text, shown = candidate, shown + 1
+    if shown < total:
+        text += f" and {total - shown:,} more" if shown else ""
+    return _fit(text)
+
+
+def _fit(text: str) -> str:
+    return Truncator(text).chars(DESCRIPTION_MAX)
 
 
 def ids_of(queryset: QuerySet) -> list[int]:

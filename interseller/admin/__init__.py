@@ -3,8 +3,10 @@ integration (cats_sync) adds columns, filters, actions, inlines, panels and expo
 
 from django.contrib import admin
 
+from ..forms import EmailSignInForm
 from . import outreach, spreadsheets, teams, tokens  # noqa: F401  (registers the ModelAdmins)
 
 admin.site.site_header = "Interseller · CATS"
 admin.site.site_title = "Interseller"
 admin.site.index_title = "Outreach and CATS sync"
+admin.site.login_form = EmailSignInForm

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from django.db.models import Exists, OuterRef
+
 from ..models import (
+    Enrollment,
     Membership,
     Sequence,
     Team,
@@ -77,7 +80,7 @@ class HasSequenceFilter(ChoiceListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(_sequences__gt=0)
+            return queryset.filter(Exists(Enrollment.objects.filter(contact=OuterRef("pk"))))
         if self.value() == "no":
-            return queryset.filter(_sequences=0)
+            return queryset.exclude(Exists(Enrollment.objects.filter(contact=OuterRef("pk"))))
         return queryset

@@ -9,6 +9,7 @@ from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
 from .. import services
+from ..extensions import sequence_choices
 from ..forms import (
     MSG_ONE_TEAM,
     ContactForm,
@@ -129,19 +130,11 @@ class SequenceAdmin(ExtensibleAdmin, OwnedByMeByDefault, TeamScopedAdmin):
 
 @admin.register(Contact)
 class ContactAdmin(ExtensibleAdmin, ContactImportExportMixin, OwnedByMeByDefault, TeamScopedAdmin):
-    # Meta.ordering is dropped by the GROUP BY of the count annotations.
     ordering = ["-created_at"]
     form = ContactForm
     scope_owner_paths = ("owner",)
-    list_display = [
-        "email",
-        "full_name",
-        "company",
-        "title",
-        "owner",
-        "sequence_count",
-        "created_at",
-    ]
+    # Few and dense, so that what integrations add still fits a laptop's screen.
+    list_display = ["email", "full_name", "company", "owner", "sequence_count"]
     list_filter = [ScopedTeamFilter, OwnerFilter, SequenceFilter, HasSequenceFilter, "source"]
     list_select_related = ["owner__user", "owner__team"]
     search_fields = ["email", "first_name", "last_name", "company", "title"]
@@ -155,14 +148,27 @@ class ContactAdmin(ExtensibleAdmin, ContactImportExportMixin, OwnedByMeByDefault
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_sequences=Count("enrollments"))
+    # Counted for the rows of the page only: a count over the whole table (a GROUP BY of every
+    # contact) is what made the list slow at 100,000 contacts.
+    page_loader_methods = ("load_sequence_counts",)
+
+    def load_sequence_counts(self, request, rows) -> None:
+        counts = dict(
+            Enrollment.objects.filter(contact__in=rows)
+            .order_by()
+            .values_list("contact_id")
+            .annotate(n=Count("pk"))
+        )
+        for row in rows:
+            row._sequences = counts.get(row.pk, 0)
 
     @admin.display(description="name", ordering="last_name")
     def full_name(self, obj):
         return obj.full_name
 
-    sequence_count = count_column("_sequences", "sequences")
+    @admin.display(description="sequences")
+    def sequence_count(self, obj):
+        return getattr(obj, "_sequences", "—")
 
     def _sequence_action(self, request, queryset, *, remove: bool):
         team_ids = set(queryset.values_list("team_id", flat=True))
@@ -174,6 +180,8 @@ class ContactAdmin(ExtensibleAdmin, ContactImportExportMixin, OwnedByMeByDefault
             sequences = sequences.filter(enrollments__contact__in=queryset).distinct()
         else:
             sequences = sequences.filter(archived=False)
+        # Each choice names its owner and what integrations say of it, in one query.
+        sequences = sequence_choices(sequences.select_related("owner__user").order_by("title"))
         if "apply" in request.POST:
             form = SequenceChoiceForm(request.POST, sequences=sequences)
             if form.is_valid():
@@ -237,7 +245,7 @@ class ContactAdmin(ExtensibleAdmin, ContactImportExportMixin, OwnedByMeByDefault
 class EnrollmentAdmin(ExtensibleAdmin, TeamScopedAdmin):
     scope_team_path = "sequence__team"
     scope_owner_paths = ("sequence__owner", "contact__owner")
-    list_display = ENROLLMENT_COLUMNS
+    list_display = ["contact", "sequence", "state", "sentiment", "last_messaged_at"]
     list_filter = [SequenceTeamFilter, "state", "sentiment", EnrollmentSequenceFilter]
     list_select_related = ["contact", "sequence"]
     search_fields = [

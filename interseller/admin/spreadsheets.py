@@ -83,6 +83,11 @@ class ContactImportExportMixin(ImportExportMixin):
     def get_export_formats(self):
         return [base_formats.CSV, base_formats.XLSX]
 
+    def get_export_form_class(self):
+        from ..forms_import import ContactExportForm
+
+        return ContactExportForm
+
     def get_import_formats(self):
         return [SpreadsheetFormat]
 

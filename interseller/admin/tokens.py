@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 
 from .. import services
+from ..formats import date_text
 from ..models import (
     ApiToken,
 )
@@ -26,7 +27,7 @@ class ApiTokenAdmin(TeamScopedAdmin):
 
     @admin.display(description="status", boolean=False)
     def status(self, obj):
-        return "active" if obj.is_active else f"revoked {obj.revoked_at:%Y-%m-%d}"
+        return "active" if obj.is_active else f"revoked {date_text(obj.revoked_at)}"
 
     def get_readonly_fields(self, request, obj=None):
         return ["team", "name", "prefix", "created_at", "last_used_at", "revoked_at"] if obj else []

@@ -6,6 +6,7 @@ the services (so integrations hear about them) and replay as no-ops.
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import timedelta
 
@@ -73,8 +74,10 @@ class Command(BaseCommand):
             action="store_true",
             help="Create another API token for the demo team and print it.",
         )
+        # `make run` serves on WEB_PORT (and passes --base-url too).
+        port = os.environ.get("WEB_PORT") or "8000"
         parser.add_argument(
-            "--base-url", default="http://localhost:8000", help="Where the site is served."
+            "--base-url", default=f"http://localhost:{port}", help="Where the site is served."
         )
 
     def handle(self, *args, new_token: bool = False, base_url: str = "", **options):

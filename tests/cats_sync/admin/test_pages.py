@@ -91,7 +91,14 @@ def test_disconnect_action_says_how_many_tasks_wait(team_a, resync_world, login)
     ids = [c.pk for c in resync_world["contacts"]]
     act(client, url("contact"), "resync_to_cats", ids, confirm="yes")
     account = resync_world["account"]
-    response = act(client, cats_url("catsaccount"), "disconnect", [account.pk], follow=True)
+    # First a confirmation that counts what will wait, and nothing changes yet.
+    asked = act(client, cats_url("catsaccount"), "disconnect", [account.pk])
+    assert "<strong>3</strong> queued tasks will wait" in asked.content.decode()
+    account.refresh_from_db()
+    assert account.status != CatsAccount.Status.DISCONNECTED
+    response = act(
+        client, cats_url("catsaccount"), "disconnect", [account.pk], confirm="yes", follow=True
+    )
     assert "3 queued task(s) wait" in response.content.decode()
     account.refresh_from_db()
     assert account.status == CatsAccount.Status.DISCONNECTED
