@@ -404,6 +404,9 @@ class Harness:
             env["REDIS_URL"] = ""  # the ORM broker and the per-process cache
         if self.want_sandbox:
             env["CATS_API_URL"] = self._start_sandbox()
+        else:
+            # Never the real CATS: a bench without the sandbox points the app at a closed port.
+            env["CATS_API_URL"] = "http://127.0.0.1:9/v3"
         env.update(self.extra_env)
         self.env = {**os.environ, **env}
         os.environ.update(env)
