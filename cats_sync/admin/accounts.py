@@ -3,6 +3,7 @@ disconnect, resync of a member's sequences, and cloning settings to teammates.""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 
 from django.contrib import admin, messages
@@ -11,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from interseller.admin.base import (
@@ -39,6 +41,11 @@ MSG_CLONE_ONE_SOURCE = "Select exactly one CATS connection to clone its settings
 MSG_CLONE_MANAGERS_ONLY = "Only owners and managers can clone CATS settings to teammates."
 MSG_KEY_UNREADABLE = "cannot be decrypted"
 MSG_READING_METADATA = "Reading job orders and custom fields from CATS… reload in a few seconds."
+MSG_METADATA_MISSING = (
+    "Job orders and custom fields could not be read from CATS yet: run the action “Refresh job "
+    "orders and custom fields from CATS” on the connections list (it says what CATS answered)."
+)
+METADATA_GRACE = timedelta(minutes=2)
 
 
 def _job_title_of_default() -> Subquery:
@@ -138,7 +145,9 @@ class CatsAccountAdmin(TeamScopedAdmin):
         elif obj.site_id:
             lines.append(f"Site: {obj.site}")
             if obj.site.jobs_refreshed_at is None:
-                lines.append(MSG_READING_METADATA)
+                # The worker reads them within seconds of connecting; long after, it failed.
+                recent = obj.connected_at and timezone.now() - obj.connected_at < METADATA_GRACE
+                lines.append(MSG_READING_METADATA if recent else MSG_METADATA_MISSING)
         return format_html("<br>".join(["{}"] * len(lines)), *lines)
 
     # --- pages -----------------------------------------------------------------------------

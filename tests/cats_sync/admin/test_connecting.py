@@ -3,6 +3,8 @@ order and field mapping; "Syncing" on a sequence."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from cats_sync import crypto
@@ -235,3 +237,40 @@ def test_syncing_job_choices_come_from_the_owners_site(team_a, site, sequence_a,
     syncing = next(f for f in formsets if f.prefix == "cats_sync")
     labels = dict(syncing.forms[0].fields["job_id"].choices)
     assert site.jobs["VP of Engineering"] in labels
+
+
+def test_connecting_queues_reading_job_orders_and_the_page_says_so(
+    team_a, site, login, monkeypatch, django_capture_on_commit_callbacks
+):
+    queued = []
+    monkeypatch.setattr("cats_sync.queue.enqueue_call", lambda *args: queued.append(args))
+    client = login(team_a.owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_connect(
+            client, team_a.owner, subdomain=site.subdomain, api_key=site.api_key
+        )
+    assert response.status_code == 302, form_errors(response)
+    account = CatsAccount.objects.get(membership=team_a.owner)
+    # Queued once the connection is committed, read by a worker (never in the request).
+    assert queued == [("cats_sync.tasks.metadata_refresh", account.pk)]
+    assert not CatsJob.objects.filter(site_id=account.site_id).exists()
+    page = client.get(cats_url("catsaccount", "change", account.pk)).content.decode()
+    assert "Reading job orders and custom fields from CATS" in page
+
+    from cats_sync.tasks import metadata_refresh
+
+    assert "job orders" in metadata_refresh(account.pk)
+    assert CatsJob.objects.filter(site_id=account.site_id).exists()
+    page = client.get(cats_url("catsaccount", "change", account.pk)).content.decode()
+    assert "Reading job orders" not in page
+
+
+def test_job_orders_never_read_long_after_connecting_say_what_to_do(team_a, site, login):
+    account = connect(team_a.owner, site)
+    CatsAccount.objects.filter(pk=account.pk).update(
+        connected_at=account.connected_at - timedelta(minutes=10)
+    )
+    page = login(team_a.owner).get(cats_url("catsaccount", "change", account.pk))
+    text = page.content.decode()
+    assert "could not be read from CATS yet" in text
+    assert "Refresh job orders and custom fields from CATS" in text
