@@ -18,6 +18,9 @@ Nothing here touches the project database, the default Redis database or another
 processes: PostgreSQL databases are named `bench_<name>_<pid>` and dropped at the end, Redis
 keys live in their own database under a cluster name of their own, and only processes started
 here are stopped (by their id).
+
+One module on purpose: every bench imports it before Django, so it cannot lean on the app's
+modules, and splitting its few classes would only spread the setup order over files.
 """
 
 from __future__ import annotations

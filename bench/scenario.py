@@ -2,6 +2,9 @@
 large sets, with bulk_create and every related row a real one would have).
 
 Import after `Harness.__enter__` (it needs Django set up).
+
+Its length is one builder per flow of the performance issue; each is independent of the others,
+so a bench reads only the one it uses.
 """
 
 from __future__ import annotations
