@@ -26,6 +26,17 @@ MSG_JOB_OWNER_NOT_CONNECTED = (
 )
 
 
+# A connection's sync settings, in the order its page shows them.
+SYNC_SETTINGS = (
+    "sync_mode",
+    "deduplication",
+    "default_job_id",
+    "activity_tracking",
+    "status_sync",
+    "fire_triggers",
+)
+
+
 def job_choices(site_id: int | None, current: int | None = None) -> list[tuple]:
     """`#id title` for each cached job order of the site, closed and deleted ones marked."""
     choices: list[tuple] = [NO_JOB]
@@ -63,16 +74,7 @@ class CatsAccountForm(TeamConsistentForm):
 
     class Meta:
         model = CatsAccount
-        fields = [
-            "membership",
-            "subdomain",
-            "sync_mode",
-            "deduplication",
-            "default_job_id",
-            "activity_tracking",
-            "status_sync",
-            "fire_triggers",
-        ]
+        fields = ["membership", "subdomain", *SYNC_SETTINGS]
         help_texts = {"subdomain": "The part before .catsone.com, e.g. “acme”."}
 
     def __init__(self, *args, **kwargs):

@@ -26,6 +26,7 @@ from .. import crypto, queue, services
 from .. import messages as cats_messages
 from ..errors import CatsSyncError
 from ..forms import (
+    SYNC_SETTINGS,
     CatsAccountForm,
     CloneTargetsForm,
 )
@@ -155,15 +156,10 @@ class CatsAccountAdmin(TeamScopedAdmin):
         connection = ["membership", "subdomain", "api_key"]
         if obj is not None:
             connection = ["membership", "connection_hint", "masked_key", "subdomain", "api_key"]
-        settings = [
-            "sync_mode",
-            "deduplication",
-            "default_job_id",
-            "activity_tracking",
-            "status_sync",
-            "fire_triggers",
+        return [
+            ("Connection", {"fields": connection}),
+            ("Sync settings", {"fields": list(SYNC_SETTINGS)}),
         ]
-        return [("Connection", {"fields": connection}), ("Sync settings", {"fields": settings})]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

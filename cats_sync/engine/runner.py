@@ -191,19 +191,16 @@ def _execute_one(task: SyncTask, lookups: Lookups) -> str:
     except Exception as exc:  # the last line of defence: record, back off, go on
         log.exception("CATS sync task %s failed unexpectedly", task.pk)
         kind = type(exc).__name__
-        if task.attempts >= MAX_UNEXPECTED_ATTEMPTS:
-            message = messages.ERR_UNEXPECTED.format(kind=kind, attempts=task.attempts)
-            _issue(es, SyncIssue.Step.OTHER, EnrollmentSync.Error.UNEXPECTED, message)
-            _finish(task, SyncTask.State.FAILED, error=message)
-            return "failed"
-        at = timezone.now() + _backoff(task.attempts)
-        _retry(
+        return _fail_or_back_off(
             task,
-            at,
-            messages.WAIT_UNEXPECTED.format(kind=kind, at=timezone.localtime(at)),
-            waiting_on="retry",
+            es,
+            limit=MAX_UNEXPECTED_ATTEMPTS,
+            error=EnrollmentSync.Error.UNEXPECTED,
+            failed=messages.ERR_UNEXPECTED.format(kind=kind, attempts=task.attempts),
+            waiting=lambda at: messages.WAIT_UNEXPECTED.format(
+                kind=kind, at=timezone.localtime(at)
+            ),
         )
-        return "waiting"
     finally:
         if task.run_id:
             try:
@@ -291,18 +288,25 @@ def _unavailable(task: SyncTask, es, site_id: int, exc: CatsUnavailable) -> str:
         message = messages.WAIT_OUTAGE.format(at=timezone.localtime(until))
         _retry(task, until, message, waiting_on="outage", count=False)
         return "waiting"
-    if task.attempts >= MAX_TRANSIENT_ATTEMPTS:
-        message = messages.ERR_UNAVAILABLE_GAVE_UP.format(n=task.attempts)
-        _issue(es, SyncIssue.Step.OTHER, EnrollmentSync.Error.UNAVAILABLE, message)
-        _finish(task, SyncTask.State.FAILED, error=message)
+    return _fail_or_back_off(
+        task,
+        es,
+        limit=MAX_TRANSIENT_ATTEMPTS,
+        error=EnrollmentSync.Error.UNAVAILABLE,
+        failed=messages.ERR_UNAVAILABLE_GAVE_UP.format(n=task.attempts),
+        waiting=lambda at: f"{exc.message} Retrying at {timezone.localtime(at):%H:%M:%S}.",
+    )
+
+
+def _fail_or_back_off(task: SyncTask, es, *, limit: int, error: str, failed: str, waiting) -> str:
+    """After `limit` attempts the task fails with `failed` (an issue a person sees, with its
+    Retry); before, it waits an exponential backoff, saying `waiting(at)`."""
+    if task.attempts >= limit:
+        _issue(es, SyncIssue.Step.OTHER, error, failed)
+        _finish(task, SyncTask.State.FAILED, error=failed)
         return "failed"
     at = timezone.now() + _backoff(task.attempts)
-    _retry(
-        task,
-        at,
-        f"{exc.message} Retrying at {timezone.localtime(at):%H:%M:%S}.",
-        waiting_on="retry",
-    )
+    _retry(task, at, waiting(at), waiting_on="retry")
     return "waiting"
 
 
