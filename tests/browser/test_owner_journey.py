@@ -17,7 +17,7 @@ from cats_sync.services.status import State
 from cats_sync.tasks import drain, metadata_refresh
 from interseller import services
 from tests.factories import PASSWORD, ContactFactory, SequenceFactory
-from tests.support.browser import messages, run_action, shot, sign_in, submit
+from tests.support.browser import fits_the_width, messages, run_action, shot, sign_in, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,7 @@ def test_an_owner_connects_syncs_loses_the_key_reconnects_and_resyncs(
         services.contact_add_to_sequence(contact=early, sequence=older)
 
     # --- sign in (the field says Email) ----------------------------------------------------
-    sign_in(page, owner.user.email, PASSWORD)
+    sign_in(page, owner.user.email, PASSWORD, screenshot="sign-in")
     shot(page, "admin-index")
 
     # --- connect CATS on the connection's Add page -----------------------------------------
@@ -96,6 +96,7 @@ def test_an_owner_connects_syncs_loses_the_key_reconnects_and_resyncs(
 
     # --- the contact's panel: queued, then synced with a working candidate link -------------
     assert panel_state(page, ada) == State.QUEUED
+    assert f"#{job} Senior Backend Engineer" in page.locator("#cats-panel").inner_text()
     shot(page, "contact-queued")
     drain()
     assert panel_state(page, ada) == State.SYNCED
@@ -105,6 +106,12 @@ def test_an_owner_connects_syncs_loses_the_key_reconnects_and_resyncs(
     assert link.get_attribute("href") == expected
     assert "Senior Backend Engineer" in page.locator("#cats-panel").inner_text()
     shot(page, "contact-synced")
+    # The list says it too, and fits a laptop's screen.
+    page.goto(CONTACTS)
+    assert State.SYNCED in page.locator("#result_list tr", has_text=ada.email).inner_text()
+    assert fits_the_width(page)
+    shot(page, "contacts-list")
+    page.goto(f"{CONTACTS}{ada.pk}/change/")
     with browser.expect_page() as opened:
         link.click()
     candidate_page = opened.value

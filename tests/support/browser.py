@@ -35,12 +35,15 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def sign_in(page, email: str, password: str) -> None:
-    """Through the sign-in form, as a person does; lands on the admin index."""
+def sign_in(page, email: str, password: str, *, screenshot: str = "") -> None:
+    """Through the sign-in form, as a person does (its field says "Email"); lands on the
+    admin index."""
     page.goto("/admin/")
     assert page.locator("label[for=id_username]").inner_text().strip() == "Email:"
     page.fill("#id_username", email)
     page.fill("#id_password", password)
+    if screenshot:
+        shot(page, screenshot)
     submit(page, "input[type=submit]")
     assert page.url.endswith("/admin/"), page.url
 
@@ -59,6 +62,11 @@ def run_action(page, changelist: str, action: str, rows: list[str]) -> None:
         page.locator("#result_list tbody tr", has_text=text).locator("input.action-select").check()
     page.select_option("select[name=action]", label=action)
     submit(page, "button[name=index]")
+
+
+def fits_the_width(page) -> bool:
+    """The page needs no horizontal scrolling at the viewport's width."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def messages(page) -> str:
