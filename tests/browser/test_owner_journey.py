@@ -156,8 +156,19 @@ def test_an_owner_connects_syncs_loses_the_key_reconnects_and_resyncs(
     page.select_option("#id_sequence", choice)
     submit(page, "input[name=apply]")
     drain()
-    page.goto(HEALTH)
+    # The admin index says something needs a look, and leads to the health page.
+    page.goto("/admin/")
+    summary = page.locator("#cats-health-summary")
+    assert "to look at" in summary.inner_text()
+    shot(page, "admin-index-key-refused")
+    with page.expect_navigation():
+        summary.get_by_text("Open the CATS sync health page").click()
+    assert page.url.endswith(HEALTH)
     assert KEY_REFUSED_ON_HEALTH in page.locator("#cats-connections").inner_text()
+    berlin_row = page.locator("#cats-sequences tbody tr", has_text=berlin.title)
+    assert "Senior Backend Engineer" in berlin_row.inner_text()
+    # Synced, pending, paused, failed: Linus waits for a new key.
+    assert berlin_row.locator("td.num").all_inner_texts() == ["2", "0", "1", "0"]
     shot(page, "health-key-refused")
     assert panel_state(page, linus) == State.KEY_REFUSED
     shot(page, "contact-key-refused")
@@ -171,7 +182,8 @@ def test_an_owner_connects_syncs_loses_the_key_reconnects_and_resyncs(
     drain()
     assert panel_state(page, linus) == State.SYNCED
     page.goto(HEALTH)
-    assert KEY_REFUSED_ON_HEALTH not in page.locator("#cats-connections").inner_text()
+    connections = page.locator("#cats-connections tr", has_text=str(owner)).inner_text()
+    assert "Connected" in connections and KEY_REFUSED_ON_HEALTH not in connections
     shot(page, "health-connected")
 
     # --- bulk resync of the contacts added before connecting, with progress ----------------
