@@ -148,6 +148,9 @@ def test_an_owner_connects_syncs_loses_the_key_reconnects_and_resyncs(
     page.goto(f"{CONTACTS}{ada.pk}/change/")
     status_after = page.locator("#cats-panel .form-row", has_text="Pipeline status").inner_text()
     assert "Replied" in status_after and "Replied" not in status_before
+    timeline = page.locator("#cats-panel details.cats-timeline")
+    timeline.locator("summary").click()
+    assert "Reply received" in timeline.inner_text()
     shot(page, "contact-replied")
 
     # --- CATS refuses the key: the health page and the panel say so ------------------------
