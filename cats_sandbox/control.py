@@ -7,6 +7,7 @@ same operations are methods for in-process use (`create_site`, `snapshot`, `rese
 
 from __future__ import annotations
 
+import html
 import itertools
 import secrets
 from typing import Any
@@ -42,6 +43,8 @@ CONTROL_RULES = [
     ("/faults", "GET", "ctl_list_faults"),
     ("/faults", "DELETE", "ctl_clear_faults"),
     ("/save", "POST", "ctl_save"),
+    # What CATS_CANDIDATE_URL opens: a candidate's page in the CATS web app, for links.
+    ("/ui/<subdomain>/candidates/<int:candidate_id>", "GET", "ctl_candidate_page"),
 ]
 
 
@@ -158,6 +161,26 @@ class ControlApi(CandidatesApi, PipelinesApi):
         site.api_keys.remove(key)
         self._save_snapshot()
         return self._json(None, 204)
+
+    def ctl_candidate_page(
+        self, request: Request, body: Any, subdomain: str, candidate_id: int
+    ) -> Response:
+        """A candidate's page as the CATS web app shows it (name and emails), so that a link
+        from our app can be followed in the demo and in browser tests; 404 like CATS when the
+        site or the candidate does not exist."""
+        site = next((s for s in self.state.sites.values() if s.subdomain == subdomain), None)
+        candidate = site.candidates.get(candidate_id) if site is not None else None
+        if candidate is None:
+            return Response("<h1>Not found</h1>", status=404, content_type="text/html")
+        name = html.escape(f"{candidate['first_name']} {candidate['last_name']}".strip())
+        emails = ", ".join(html.escape(e) for e in candidate["emails"].values() if e)
+        page = (
+            f"<!doctype html><title>{name} - CATS</title>"
+            f'<h1 id="candidate-name">{name}</h1>'
+            f"<p>Candidate #{candidate_id} on {html.escape(site.subdomain)}</p>"
+            f'<p id="candidate-emails">{emails}</p>'
+        )
+        return Response(page, content_type="text/html")
 
     # ---------------------------------------------------------------- a recruiter, by hand
 

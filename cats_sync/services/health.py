@@ -58,6 +58,7 @@ class SequenceRow:
     job: str
     synced: int = 0
     pending: int = 0
+    paused: int = 0
     failed: int = 0
 
 
@@ -184,22 +185,21 @@ def _sequences(request) -> list[SequenceRow]:
     for seq_id, state, n in (
         SyncTask.objects.filter(
             enrollment__sequence_id__in=ids,
-            state__in=[SyncTask.State.PENDING, SyncTask.State.FAILED],
+            state__in=[SyncTask.State.PENDING, SyncTask.State.PAUSED, SyncTask.State.FAILED],
         )
         .values_list("enrollment__sequence_id", "state")
         .annotate(n=Count("pk"))
     ):
         tasks[(seq_id, state)] = n
-    jobs = {
-        (j.site_id, j.cats_id): str(j)
-        for j in CatsJob.objects.filter(
-            cats_id__in=[r.job_id for r in settings_.values() if r.job_id]
-        )
-    }
+    accounts = {s.pk: getattr(s.owner, "cats_account", None) for s in sequences}
+    # A sequence without its own job order syncs to its owner's default: name that one too.
+    job_ids = {r.job_id for r in settings_.values() if r.job_id}
+    job_ids |= {a.default_job_id for a in accounts.values() if a and a.default_job_id}
+    jobs = {(j.site_id, j.cats_id): str(j) for j in CatsJob.objects.filter(cats_id__in=job_ids)}
     rows = []
     for sequence in sequences:
         row = settings_.get(sequence.pk)
-        account = getattr(sequence.owner, "cats_account", None)
+        account = accounts[sequence.pk]
         job = ""
         job_id = row.job_id if row and row.job_id else (account.default_job_id if account else None)
         if job_id:
@@ -213,6 +213,7 @@ def _sequences(request) -> list[SequenceRow]:
                 job=job,
                 synced=synced.get(sequence.pk, 0),
                 pending=tasks[(sequence.pk, SyncTask.State.PENDING)],
+                paused=tasks[(sequence.pk, SyncTask.State.PAUSED)],
                 failed=tasks[(sequence.pk, SyncTask.State.FAILED)],
             )
         )

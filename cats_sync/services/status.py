@@ -200,11 +200,18 @@ def enrollment_panel(enrollment: Enrollment) -> Panel:
     """One enrollment's CATS story, from our own rows."""
     state = enrollment_states([enrollment])[enrollment.pk]
     panel = Panel(enrollment=enrollment, state=state)
-    es = EnrollmentSync.objects.filter(enrollment=enrollment).select_related("site").first()
+    es = (
+        EnrollmentSync.objects.filter(enrollment=enrollment)
+        .select_related("site", "account")
+        .first()
+    )
     timeline = [Moment(enrollment.added_at, f"Added to the sequence “{enrollment.sequence}”")]
     if es is not None:
         if es.job_id:
-            job = CatsJob.objects.filter(site_id=es.site_id, cats_id=es.job_id).first()
+            # Before its first sync the contact has no site of its own yet: its job order is
+            # on the site of the connection it will sync through.
+            site_id = es.site_id or (es.account.site_id if es.account else None)
+            job = CatsJob.objects.filter(site_id=site_id, cats_id=es.job_id).first()
             panel.job = str(job) if job else f"#{es.job_id}"
         panel.pipeline_id = es.pipeline_id
         if es.status_id:

@@ -358,3 +358,21 @@ def test_production_apps_never_import_the_sandbox():
                 offenders.append(str(path.relative_to(root)))
 
     assert offenders == []
+
+
+def test_a_candidates_page_opens_by_subdomain_and_id_as_links_into_cats_do(cats_sandbox, site):
+    api = Api(cats_sandbox.url, site.api_key)
+    candidate_id = api.new_candidate("page@example.com")
+    page = requests.get(
+        f"{cats_sandbox.root}/_sandbox/ui/{site.subdomain}/candidates/{candidate_id}", timeout=5
+    )
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "Ada Lovelace" in page.text and "page@example.com" in page.text
+    missing = f"{cats_sandbox.root}/_sandbox/ui/{site.subdomain}/candidates/{candidate_id + 99}"
+    assert requests.get(missing, timeout=5).status_code == 404
+    assert (
+        requests.get(
+            f"{cats_sandbox.root}/_sandbox/ui/nosuchsite/candidates/{candidate_id}", timeout=5
+        ).status_code
+        == 404
+    )

@@ -9,6 +9,8 @@
 - `domain`: the outreach domain (signals received, the text-rule message).
 - `spreadsheets`: files to import (CSV, XLSX, hand-written workbooks) and the import/export
   pages.
+- `browser`: the admin in headless Chromium (Playwright): signing in, list actions, messages,
+  and full-page screenshots under artifacts/screenshots/ (fixtures in tests/browser/conftest.py).
 - `recordings`: CATS answers recorded from the API notes (tests/cats_sync/contract/responses),
   replayed to CatsClient, and the shape comparison with what the sandbox answers.
 """

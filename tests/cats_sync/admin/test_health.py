@@ -120,3 +120,22 @@ def test_request_history_is_kept_for_the_days_chart(team_a, site):
     )
     sweep()
     assert CatsRequest.objects.filter(pk=old.pk).exists()
+
+
+def test_a_sequence_names_the_owners_default_job_and_counts_paused_contacts(
+    team_a, site, seq, login, cats_sandbox
+):
+    job = site.jobs["Senior Backend Engineer"]
+    account = connect(team_a.member, site, default_job_id=job)
+    cats.metadata_refresh(account=account)
+    add(seq, "synced@example.com")
+    drain()
+    cats_sandbox.revoke_key(site.id, site.api_key)
+    add(seq, "paused@example.com")
+    drain()
+    html = login(team_a.owner).get(HEALTH).content.decode()
+    row = re.search(r"<tr><td><a [^>]*>Backend engineers</a>.*?</tr>", html, re.S).group(0)
+    assert f"#{job} Senior Backend Engineer (the owner&#x27;s default)" in row
+    # Synced, pending, paused, failed: the contact waiting for a new key is not hidden.
+    numbers = re.findall(r'<td class="num[^"]*">(?:<a [^>]*>)?(\d+)', row)
+    assert numbers == ["1", "0", "1", "0"]

@@ -165,3 +165,12 @@ def test_a_contact_in_two_sequences_shows_the_worst_state_in_the_list(team_a, si
     drain()
     listing = login(team_a.member).get(url("contact")).content.decode()
     assert f'{State.SEQUENCE_OFF}</span> <span class="help">(+1 more)' in listing
+
+
+def test_a_queued_contact_names_its_job_order_before_its_first_sync(team_a, site, seq, login):
+    account = connect(team_a.member, site, default_job_id=site.jobs["Senior Backend Engineer"])
+    cats.metadata_refresh(account=account)
+    contact = add(seq, "named@example.com")
+    html = panel_of(login(team_a.member), contact)
+    assert f"data-cats-state>{State.QUEUED}<" in html
+    assert f"#{site.jobs['Senior Backend Engineer']} Senior Backend Engineer" in html
