@@ -73,7 +73,12 @@ class CatsAccountForm(TeamConsistentForm):
             "status_sync",
             "fire_triggers",
         ]
-        help_texts = {"subdomain": "The part before .catsone.com, e.g. “acme”."}
+        help_texts = {
+            "subdomain": "The part before .catsone.com, e.g. “acme”.",
+            "sync_mode": "“Only when they reply with interest”: a contact syncs when the outreach "
+            "engine reports a reply marked interested; its earlier emails, custom fields and "
+            "statuses are then backfilled.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

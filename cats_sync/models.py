@@ -153,6 +153,8 @@ class CatsAccount(models.Model):
         OFF = "off", "Off: contacts do not sync to CATS"
         ON_ADD = "on_add", "Sync contacts when added to a sequence"
         ON_REPLY = "on_reply", "Sync contacts only when they reply"
+        # Not in the spec: a reply the outreach engine marks `sentiment: interested`.
+        ON_INTEREST = "on_interest", "Sync contacts only when they reply with interest"
 
     membership = models.OneToOneField(
         Membership, on_delete=models.CASCADE, related_name="cats_account"

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, Max, OuterRef, Q
 from django.utils import timezone
 
-from interseller.models import Enrollment
+from interseller.models import EmailEvent, Enrollment
 
 from .. import messages, queue
 from ..budget import BULK_RESERVE_FRACTION, budget_view, outage_backoff_cap
@@ -52,6 +52,7 @@ def resync_plan(*, enrollments) -> ResyncPlan:
     )
     ids = [r[0] for r in rows]
     captured: dict[int, tuple] = {}
+    interested: set[int] = set()
     for start in range(0, len(ids), 5000):
         captured.update(
             {
@@ -60,6 +61,11 @@ def resync_plan(*, enrollments) -> ResyncPlan:
                     enrollment_id__in=ids[start : start + 5000]
                 ).values_list("enrollment_id", "synced_at", "sync_enabled")
             }
+        )
+        interested.update(
+            interested_replies()
+            .filter(enrollment_id__in=ids[start : start + 5000])
+            .values_list("enrollment_id", flat=True)
         )
     seq_ids = {r[1] for r in rows}
     owner_ids = {r[2] for r in rows}
@@ -80,6 +86,7 @@ def resync_plan(*, enrollments) -> ResyncPlan:
             mode=account.sync_mode if account else None,
             enabled=enabled,
             replied=responded_at is not None,
+            interested=enrollment_id in interested,
         )
         if reason:
             plan.blocked[reason] = plan.blocked.get(reason, 0) + 1
@@ -104,10 +111,12 @@ def resync_counts(*, enrollments) -> ResyncPlan:
                 Q(cats_sync__synced_at__isnull=False), output_field=BooleanField()
             ),
             _replied=ExpressionWrapper(Q(responded_at__isnull=False), output_field=BooleanField()),
+            _interested=Exists(interested_replies().filter(enrollment=OuterRef("pk"))),
         )
         .values(
             "_synced",
             "_replied",
+            "_interested",
             "cats_sync__sync_enabled",
             "sequence__cats_sync__enabled",
             "sequence__owner__cats_account__status",
@@ -129,6 +138,7 @@ def resync_counts(*, enrollments) -> ResyncPlan:
             mode=row["sequence__owner__cats_account__sync_mode"],
             enabled=True if enabled is None else enabled,
             replied=row["_replied"],
+            interested=row["_interested"],
         )
         if reason:
             plan.blocked[reason] = plan.blocked.get(reason, 0) + n
@@ -137,7 +147,17 @@ def resync_counts(*, enrollments) -> ResyncPlan:
     return plan
 
 
-def _blocked_reason(*, status: str | None, mode: str | None, enabled: bool, replied: bool):
+def interested_replies():
+    """Replies the outreach engine marked interested: what syncs a contact in mode "with
+    interest" (any of them, not only the latest sentiment)."""
+    return EmailEvent.objects.filter(
+        kind=EmailEvent.Kind.REPLY_RECEIVED, sentiment=Enrollment.Sentiment.INTERESTED
+    )
+
+
+def _blocked_reason(
+    *, status: str | None, mode: str | None, enabled: bool, replied: bool, interested: bool
+):
     if status is None or status == CatsAccount.Status.DISCONNECTED:
         return messages.BLOCK_NO_CONNECTION
     if status == CatsAccount.Status.INVALID:
@@ -149,6 +169,9 @@ def _blocked_reason(*, status: str | None, mode: str | None, enabled: bool, repl
     if mode == CatsAccount.SyncMode.ON_REPLY and not replied:
         # Their reply syncs them, as it would have without the resync.
         return messages.BLOCK_WAITS_FOR_REPLY
+    if mode == CatsAccount.SyncMode.ON_INTEREST and not interested:
+        # An interested reply syncs them, with everything before it backfilled.
+        return messages.BLOCK_WAITS_FOR_INTEREST
     return None
 
 
