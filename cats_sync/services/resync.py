@@ -184,7 +184,7 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
     run = ResyncRun.objects.create(started_by=started_by, team=team, description=description[:255])
     if len(ids) <= RESYNC_INLINE_MAX:
         _plan_chunk(run, ids, bulk=len(ids) > 1)
-        _plan_finish(run)
+        plan_finish(run)
         run.refresh_from_db()
         return run
     ResyncRun.objects.filter(pk=run.pk).update(state=ResyncRun.State.PLANNING, selection=ids)
@@ -212,7 +212,12 @@ def resync_plan_run(*, run_id: int) -> ResyncRun | None:
             if run.state != ResyncRun.State.PLANNING:
                 return run  # cancelled meanwhile
             chunk = ids[run.planned : run.planned + PLAN_CHUNK]
-            _plan_chunk(run, chunk, bulk=True)
+            if run.kind == ResyncRun.Kind.PUSH:
+                from .push import push_plan_chunk
+
+                push_plan_chunk(run, chunk)
+            else:
+                _plan_chunk(run, chunk, bulk=True)
             ResyncRun.objects.filter(pk=run.pk).update(
                 planned=run.planned + len(chunk), plan_claimed_at=timezone.now()
             )
@@ -220,11 +225,11 @@ def resync_plan_run(*, run_id: int) -> ResyncRun | None:
     with transaction.atomic():
         run = ResyncRun.objects.select_for_update().get(pk=run_id)
         if run.state == ResyncRun.State.PLANNING:
-            _plan_finish(run)
+            plan_finish(run)
     return run
 
 
-def _plan_finish(run: ResyncRun) -> None:
+def plan_finish(run: ResyncRun) -> None:
     run.refresh_from_db(fields=["total", "state"])
     state = ResyncRun.State.RUNNING if run.total else ResyncRun.State.DONE
     ResyncRun.objects.filter(pk=run.pk).update(
@@ -311,6 +316,9 @@ class RunProgress:
     # The latest time a waiting task is due again (a back-off or budget wait).
     last_due: datetime | None = None
     cancelled: int = 0
+    # Push runs: contacts whose changes reached CATS, and those that needed no request.
+    pushed: int = 0
+    unchanged: int = 0
 
 
 def resync_progress(*, run: ResyncRun) -> RunProgress:
@@ -332,6 +340,10 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
         lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.SKIPPED
     )
     cancelled = total(lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.CANCELLED)
+    pushed = total(lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.PUSHED)
+    unchanged = run.skipped + total(
+        lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.UNCHANGED
+    )
     eta = last_due = None
     if waiting:
         last_due = run.tasks.filter(state=SyncTask.State.PENDING).aggregate(m=Max("not_before"))[
@@ -351,6 +363,8 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
         eta=eta,
         last_due=last_due,
         cancelled=cancelled,
+        pushed=pushed,
+        unchanged=unchanged,
     )
 
 
@@ -363,7 +377,10 @@ def _seconds_left(run: ResyncRun, waiting: int, done: int) -> float:
     for site in CatsSite.objects.filter(accounts__tasks__run=run).distinct():
         view = budget_view(site)
         usable_now = max(view.remaining - int(view.limit * BULK_RESERVE_FRACTION), 0)
-        needed = waiting * REQUESTS_PER_CONTACT - usable_now
+        per_contact = REQUESTS_PER_CONTACT
+        if run.kind == ResyncRun.Kind.PUSH and run.total:
+            per_contact = run.requests_planned / run.total
+        needed = waiting * per_contact - usable_now
         if needed > 0:
             per_second = view.per_hour * (1 - BULK_RESERVE_FRACTION) / 3600
             budget_wait = max(budget_wait, needed / max(per_second, 1e-6))

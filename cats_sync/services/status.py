@@ -205,6 +205,8 @@ TASK_WORDS = {
     SyncTask.Outcome.ABSENT: "Deduplication: not in CATS yet",
     SyncTask.Outcome.CANCELLED: "Resync cancelled before this contact synced",
     SyncTask.Outcome.SUPERSEDED: "Replaced by a newer resync",
+    SyncTask.Outcome.PUSHED: "Changes pushed to CATS",
+    SyncTask.Outcome.UNCHANGED: "Push changes: nothing differed from CATS",
 }
 
 
@@ -234,6 +236,11 @@ def enrollment_panel(enrollment: Enrollment) -> Panel:
             timeline.append(Moment(issue.first_seen_at, issue.message, tone))
         if es.synced_at:
             timeline.append(Moment(es.synced_at, "Synced to CATS", "ok"))
+        if es.moved_at:
+            words = f"Moved from job order #{es.previous_job_id or '—'} to #{es.job_id}"
+            if es.push_moving:
+                words += " (not finished yet)"
+            timeline.append(Moment(es.moved_at, words, "busy" if es.push_moving else "ok"))
         link = CandidateLink.objects.filter(
             site_id=es.site_id, email=enrollment.contact.email
         ).first()
@@ -265,6 +272,7 @@ def _task_moments(task: SyncTask) -> list[Moment]:
         SyncTask.Kind.SYNC: "Sync",
         SyncTask.Kind.DEDUP: "Deduplication check",
         SyncTask.Kind.EVENT: "Email event",
+        SyncTask.Kind.PUSH: "Push changes to CATS",
     }[task.kind]
     moments = [Moment(task.created_at, f"{what} queued" + (" (resync)" if task.run_id else ""))]
     if task.attempts > 1:
