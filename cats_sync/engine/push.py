@@ -102,18 +102,38 @@ def _move(ctx: StepContext) -> None:
         else:
             pipeline_ensure(ctx)
     if ctx.account.status_sync:
-        title = carry_title(_titles(ctx), _statuses(ctx))
-        if title:
-            try:
-                status_advance(ctx, title)
-            except NeedsPerson as problem:
-                ctx.problems.append(problem)  # the removal below still goes ahead
+        _carry_status(ctx)
     run = ctx.task.run
     if run is not None and run.remove_old_job and es.previous_pipeline_id:
         _remove_old(ctx)
     if not ctx.problems:
         es.push_moving = False
         EnrollmentSync.objects.filter(pk=es.pk).update(push_moving=False)
+
+
+def _carry_status(ctx: StepContext) -> None:
+    """One move to the furthest status our emails reached. A workflow may make a status wait
+    for an earlier one (prerequisites, not cached): if CATS refuses the jump, the statuses are
+    taken one by one, in workflow order, as the emails took them."""
+    titles, statuses = _titles(ctx), _statuses(ctx)
+    title = carry_title(titles, statuses)
+    if not title:
+        return
+    try:
+        status_advance(ctx, title)
+        return
+    except NeedsPerson as problem:
+        if problem.code != EnrollmentSync.Error.REJECTED:
+            ctx.problems.append(problem)  # the removal below still goes ahead
+            return
+    position = {s.title: s.position for s in statuses}
+    steps = sorted((t for t in titles if t in position), key=position.__getitem__)
+    for step in steps[: steps.index(title) + 1] if title in steps else [title]:
+        try:
+            status_advance(ctx, step)
+        except NeedsPerson as problem:
+            ctx.problems.append(problem)
+            return
 
 
 def _titles(ctx: StepContext) -> set[str]:

@@ -252,3 +252,47 @@ def test_resync_still_leaves_synced_contacts_alone(team_a, site, seq, cats_sandb
     drain()
     assert (run.total, run.skipped) == (0, 1)
     assert log.count() == 0
+
+
+def test_a_status_cats_refuses_to_jump_to_is_reached_step_by_step(
+    team_a, sandbox, cats_variant, cats_sandbox
+):
+    from cats_sandbox.seed import general_workflow_statuses, job, status, workflow
+
+    strict = [
+        status("No Contact"),
+        status("Messaged"),
+        status("Replied", prerequisites=["Messaged"]),
+        status("Interested", prerequisites=["Replied"]),
+        status("Not Interested"),
+    ]
+    site = sandbox.create_site(
+        **cats_variant,
+        workflows=[
+            workflow("General", general_workflow_statuses(), is_default=True),
+            workflow("Strict", strict),
+        ],
+        jobs=[job(SENIOR), job("Strict job", workflow="Strict")],
+    )
+    seq = SequenceFactory(team=team_a.team, owner=team_a.member, title="Backend")
+    _, [contact] = synced_world(team_a, site, seq, n=1, messaged=1)
+    event(contact, seq, "r1", "reply_received", at=T0 + timedelta(hours=1), sentiment="interested")
+    drain()
+    sequence_sync(seq, job_id=site.jobs["Strict job"])
+    run = push(team_a, Enrollment.objects.filter(sequence=seq), remove_old=False)
+    drain()
+    es = EnrollmentSync.objects.get()
+    [pipe] = [
+        p
+        for p in pipelines(cats_sandbox.snapshot(site.id), es.candidate_id)
+        if p["job_id"] == site.jobs["Strict job"]
+    ]
+    assert pipe["status_title"] == "Interested"
+    assert [h["title"] for h in pipe["status_history"]][-3:] == [
+        "Messaged",
+        "Replied",
+        "Interested",
+    ]
+    task = SyncTask.objects.get(run=run)
+    assert (task.state, task.outcome) == (SyncTask.State.DONE, SyncTask.Outcome.PUSHED)
+    assert not es.issues.exists()
