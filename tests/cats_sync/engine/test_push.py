@@ -296,3 +296,26 @@ def test_a_status_cats_refuses_to_jump_to_is_reached_step_by_step(
     task = SyncTask.objects.get(run=run)
     assert (task.state, task.outcome) == (SyncTask.State.DONE, SyncTask.Outcome.PUSHED)
     assert not es.issues.exists()
+
+
+def test_a_big_push_is_planned_by_a_worker_in_chunks(team_a, site, seq, cats_sandbox, monkeypatch):
+    from cats_sync.services import push as push_service
+    from cats_sync.services import resync
+
+    monkeypatch.setattr(push_service, "RESYNC_INLINE_MAX", 2)
+    monkeypatch.setattr(resync, "PLAN_CHUNK", 2)
+    synced_world(team_a, site, seq, n=3, messaged=0)
+    sequence_sync(seq, job_id=site.jobs[DESIGNER])
+    enrollments = Enrollment.objects.filter(sequence=seq)
+    plan = cats.push_plan(enrollments=enrollments)
+    run = push(team_a, enrollments, remove_old=False)
+    assert run.state == ResyncRun.State.PLANNING and not SyncTask.objects.filter(run=run)
+    cats.resync_plan_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.total, run.requests_planned) == (ResyncRun.State.RUNNING, 3, 3)
+    assert run.requests_planned == plan.requests
+    log = Requests(cats_sandbox, site)
+    drain()
+    assert log.count() == plan.requests
+    run.refresh_from_db()
+    assert run.state == ResyncRun.State.DONE
