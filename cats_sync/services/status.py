@@ -135,7 +135,8 @@ def enrollment_states(enrollments: Iterable[Enrollment]) -> dict[int, CatsState]
     }
     tasks: dict[int, list[SyncTask]] = {}
     for task in SyncTask.objects.filter(
-        enrollment_id__in=ids, kind__in=[SyncTask.Kind.SYNC, SyncTask.Kind.EVENT]
+        enrollment_id__in=ids,
+        kind__in=[SyncTask.Kind.SYNC, SyncTask.Kind.EVENT, SyncTask.Kind.PUSH],
     ).order_by("-updated_at"):
         tasks.setdefault(task.enrollment_id, []).append(task)
     interested = set(
