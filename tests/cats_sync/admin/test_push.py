@@ -120,3 +120,22 @@ def test_another_team_cannot_push_our_contacts(team_a, team_b, moved, login):
     # Another team's rows are not found, as everywhere in the admin.
     assert response.status_code == 404
     assert not ResyncRun.objects.exists()
+
+
+def test_a_push_cats_refuses_says_why_on_the_contact_and_offers_retry(team_a, site, moved, sandbox):
+    enrollments = Enrollment.objects.filter(sequence=moved["seq"])
+    cats.push_start(
+        enrollments=enrollments,
+        started_by=None,
+        team=team_a.team,
+        description="t",
+        remove_old=False,
+    )
+    sandbox.delete_job(site.id, site.jobs[DESIGNER])  # gone between the preview and the run
+    drain()
+    enrollment = Enrollment.objects.select_related("sequence").get(contact=moved["contacts"][0])
+    state = cats.enrollment_states([enrollment])[enrollment.pk]
+    assert state.words == "Failed: " + msg.ERR_JOB_MISSING.format(job_id=site.jobs[DESIGNER])
+    assert state.can_retry
+    es = EnrollmentSync.objects.get(enrollment=enrollment)
+    assert es.push_moving  # the move is written down: Retry finishes it
