@@ -40,10 +40,8 @@ from ..models import (
     SyncTask,
 )
 from .metadata import STATUS_FOR_SENTIMENT, STATUS_MESSAGED, STATUS_REPLIED
-from .resync import PLAN_CHUNK, REQUESTS_PER_CONTACT, RESYNC_INLINE_MAX, plan_finish
+from .resync import REQUESTS_PER_CONTACT, RESYNC_INLINE_MAX, plan_finish
 
-# How long our record of a pipeline's status is trusted without a GET (engine/pipelines.py).
-STATUS_TRUST = timedelta(minutes=10)
 # Our own statuses, in the order our emails reach them (used when a workflow is not cached).
 STATUS_ORDER = [STATUS_MESSAGED, STATUS_REPLIED, *STATUS_FOR_SENTIMENT.values()]
 
@@ -191,6 +189,9 @@ class _World:
         wanted = pairs - self.pipes_loaded
         self.pipes_loaded |= wanted
         candidates = {c for _, c in wanted}
+        # How long the engine trusts our record of a pipeline's status without a GET.
+        from ..engine.pipelines import STATUS_TRUST
+
         now = timezone.now()
         for row in EnrollmentSync.objects.filter(
             candidate_id__in=candidates, pipeline_id__isnull=False
@@ -425,7 +426,6 @@ def push_plan_chunk(run: ResyncRun, enrollment_ids: list[int]) -> None:
 
 
 __all__ = [
-    "PLAN_CHUNK",
     "PushPlan",
     "carry_title",
     "mapping_now",
