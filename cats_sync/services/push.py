@@ -275,7 +275,8 @@ def _plan_line(plan: PushPlan, world: _World, enrollment: Enrollment) -> None:
         title = None
         if account.status_sync:
             title = carry_title(titles_reached(world.events.get(enrollment.pk, ())), statuses)
-            if title and job.workflow_id and not statuses:
+            if title and not statuses:
+                # Without the workflow cached, the engine would ask CATS for it: not counted.
                 plan._add(plan.blocked, messages.BLOCK_PUSH_WORKFLOW_UNKNOWN.format(job=job.title))
                 return
         wanted_position = next((s.position for s in statuses if s.title == title), None)
