@@ -632,6 +632,15 @@ class CatsClient:
             raise CatsError("CATS accepted the pipeline but named no id.")
         return PipelineAdded(created, row)
 
+    # Reference: https://docs.catsone.com/api/v3/#pipelines-delete-a-pipeline
+    def delete_pipeline(self, pipeline_id: int) -> bool:
+        """Take a candidate off a job order. False when the pipeline was already gone."""
+        try:
+            self.request("DELETE", f"/pipelines/{pipeline_id}")
+        except CatsNotFound:
+            return False
+        return True
+
     def _existing_pipeline(self, candidate_id: int, job_id: int) -> dict | None:
         for pipeline in self.list_candidate_pipelines(candidate_id):
             if _as_int(pipeline.get("job_id")) == job_id:

@@ -75,7 +75,12 @@ class CatsAccountForm(TeamConsistentForm):
     class Meta:
         model = CatsAccount
         fields = ["membership", "subdomain", *SYNC_SETTINGS]
-        help_texts = {"subdomain": "The part before .catsone.com, e.g. “acme”."}
+        help_texts = {
+            "subdomain": "The part before .catsone.com, e.g. “acme”.",
+            "sync_mode": "“Only when they reply with interest”: a contact syncs when the outreach "
+            "engine reports a reply marked interested; its earlier emails, custom fields and "
+            "statuses are then backfilled.",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -72,6 +72,42 @@ BLOCK_INVALID = "CATS key refused: reconnect"
 BLOCK_SEQUENCE_OFF = "sequence sync is off"
 BLOCK_MODE_OFF = "sync mode is Off"
 BLOCK_WAITS_FOR_REPLY = "waits for a reply (sync mode: only when they reply)"
+BLOCK_WAITS_FOR_INTEREST = (
+    "waits for an interested reply (sync mode: only when they reply with interest)"
+)
+
+# --- push changes to CATS -----------------------------------------------------------------------
+BLOCK_PUSH_NOT_SYNCED = "not synced yet: use Resync to CATS"
+BLOCK_PUSH_OTHER_SITE = "synced to another CATS site than its owner's connection"
+BLOCK_PUSH_JOB_MISSING = (
+    "the new job order #{job_id} is not in CATS (or not refreshed yet): refresh job orders"
+)
+BLOCK_PUSH_JOB_CLOSED = "the new job order “{job}” is closed in CATS"
+BLOCK_PUSH_WORKFLOW_UNKNOWN = (
+    "the statuses of job order “{job}” are not known yet: refresh job orders and workflows"
+)
+PUSH_NOTE_OLD_KEPT = "stays on its old job order too (not asked to remove it)"
+PUSH_NOTE_OLD_KEPT_IN_USE = (
+    "old job order kept: another of your sequences still has the contact on it"
+)
+
+# --- settings check: the sync mode "only when they reply with interest" ------------------------
+CHECK_INTEREST_OK = (
+    "Sync mode: a contact syncs when a reply is marked interested; {marked} of the {n} "
+    "replies of the last {days} days carried a sentiment."
+)
+CHECK_INTEREST_NO_REPLIES = (
+    "Sync mode: a contact syncs when a reply is marked interested (no reply in the last "
+    "{days} days to tell whether replies carry a sentiment)."
+)
+CHECK_INTEREST_NO_SENTIMENT = (
+    "Sync mode only syncs replies marked interested, but none of the {n} replies of the last "
+    "{days} days carried a sentiment: nobody would sync."
+)
+CHECK_INTEREST_NO_SENTIMENT_FIX = (
+    "Have the outreach engine send “sentiment”: “interested” with replies, or choose "
+    "“Sync contacts only when they reply”."
+)
 
 # --- clone --------------------------------------------------------------------------------------
 CLONE_SKIP_OTHER = "uses another integration ({name})"

@@ -153,6 +153,8 @@ class CatsAccount(models.Model):
         OFF = "off", "Off: contacts do not sync to CATS"
         ON_ADD = "on_add", "Sync contacts when added to a sequence"
         ON_REPLY = "on_reply", "Sync contacts only when they reply"
+        # Not in the spec: a reply the outreach engine marks `sentiment: interested`.
+        ON_INTEREST = "on_interest", "Sync contacts only when they reply with interest"
 
     membership = models.OneToOneField(
         Membership, on_delete=models.CASCADE, related_name="cats_account"
@@ -335,6 +337,14 @@ class EnrollmentSync(models.Model):
     # Last values sent to mapped custom fields, so unchanged ones spend no request.
     field_values_sent = models.JSONField(default=dict, blank=True)
     exists_in_cats = models.BooleanField(default=False)
+    # "Push changes to CATS" moved it to another job order: where it was, and when. The old
+    # pipeline id stays until it is removed (if the person asked for that); `push_moving` is
+    # set from the moment the move is written down until its last step is done, so a push
+    # that died half-way finishes the move when it runs again.
+    previous_job_id = models.BigIntegerField(null=True, blank=True)
+    previous_pipeline_id = models.BigIntegerField(null=True, blank=True)
+    moved_at = models.DateTimeField(null=True, blank=True)
+    push_moving = models.BooleanField(default=False)
     # The headline of the open SyncIssue rows, kept by services.issues for cheap list pages:
     # the newest issue that stops the sync, else "Exists in CATS".
     error_code = models.CharField(max_length=20, choices=Error.choices, default="", blank=True)
@@ -415,7 +425,11 @@ class ActivityLink(models.Model):
 
 
 class ResyncRun(models.Model):
-    """A bulk resync with its progress, shown in the admin."""
+    """A bulk resync (or push of changes) with its progress, shown in the admin."""
+
+    class Kind(models.TextChoices):
+        RESYNC = "resync", "Resync to CATS"
+        PUSH = "push", "Push changes to CATS"
 
     class State(models.TextChoices):
         PLANNING = "planning", "Queueing contacts"
@@ -428,6 +442,11 @@ class ResyncRun(models.Model):
     )
     team = models.ForeignKey("interseller.Team", on_delete=models.CASCADE, related_name="+")
     description = models.CharField(max_length=255)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.RESYNC)
+    # Push only: remove moved contacts from their old job order (the person ticked it).
+    remove_old_job = models.BooleanField(default=False)
+    # The CATS requests its preview counted (push), for the estimated finish.
+    requests_planned = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
     total = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
@@ -455,6 +474,7 @@ class SyncTask(models.Model):
         SYNC = "sync", "Sync contact"
         DEDUP = "dedup", "Deduplication check"
         EVENT = "event", "Email event"
+        PUSH = "push", "Push changes"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -478,6 +498,8 @@ class SyncTask(models.Model):
         DEFERRED = "deferred", "Waits for the contact's sync"
         SUPERSEDED = "superseded", "Replaced by newer work"
         CANCELLED = "cancelled", "Resync cancelled"
+        PUSHED = "pushed", "Changes pushed to CATS"
+        UNCHANGED = "unchanged", "Nothing to change in CATS"
 
     # States in which a task still has work to do (the constraint below spells them out).
     OPEN_STATES = ("pending", "running", "paused")

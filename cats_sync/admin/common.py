@@ -231,37 +231,113 @@ def resync_selected(modeladmin, request, queryset: QuerySet, field: str, noun: s
     )
 
 
+MSG_NOTHING_TO_PUSH = "None of the selected rows has a contact in a sequence."
+MSG_PUSH_STARTED = (
+    "Push started: {total} contact(s) to update in CATS, {skipped} unchanged, {blocked} blocked."
+)
+MSG_PUSH_PLANNING = (
+    "Push started: its {count:,} contacts are being queued in the background; "
+    "this page shows how far it has got."
+)
+MSG_PUSH_OPTION_CHANGED = "The option changed since the preview: check the new counts, then push."
+
+
+def push_action(modeladmin, request, enrollments: QuerySet, *, action: str, what: str):
+    """Preview (no CATS request), confirm, start a push run, show its progress."""
+    enrollments = scoped_queryset(request, Enrollment).filter(
+        pk__in=enrollments.values("pk").order_by()
+    )
+    team_ids = set(enrollments.order_by().values_list("sequence__team_id", flat=True).distinct())
+    if not team_ids:
+        modeladmin.message_user(request, MSG_NOTHING_TO_PUSH, messages.WARNING)
+        return None
+    if len(team_ids) > 1:
+        modeladmin.message_user(request, MSG_ONE_TEAM, messages.ERROR)
+        return None
+    remove_old = request.POST.get("remove_old") == "on"
+    previewed = request.POST.get("previewed_remove_old")
+    if request.POST.get("confirm") == "yes":
+        if previewed != ("on" if remove_old else "off"):
+            # The person ticked or unticked after the counts were shown: show them again.
+            modeladmin.message_user(request, MSG_PUSH_OPTION_CHANGED, messages.WARNING)
+        else:
+            run = services.push_start(
+                enrollments=enrollments,
+                started_by=request.user,
+                team=Team.objects.get(pk=next(iter(team_ids))),
+                description=what,
+                remove_old=remove_old,
+            )
+            if run.state == run.State.PLANNING:
+                message = MSG_PUSH_PLANNING.format(count=len(run.selection))
+            else:
+                message = MSG_PUSH_STARTED.format(
+                    total=run.total, skipped=run.skipped, blocked=run.blocked
+                )
+            modeladmin.message_user(request, message, messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:cats_sync_resyncrun_change", args=[run.pk]))
+    plan = services.push_plan(enrollments=enrollments, remove_old=remove_old)
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Push changes to CATS",
+        "opts": modeladmin.model._meta,
+        "what": what,
+        "plan": plan,
+        "finish_at": services.push_finish_at(plan),
+        "blocked": sorted(plan.blocked.items()),
+        "notes": sorted(plan.notes.items()),
+        "remove_old": remove_old,
+        "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action": action,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/cats_sync/push_confirm.html", context)
+
+
+def push_selected(modeladmin, request, queryset: QuerySet, field: str, noun: str):
+    """Push changes of the enrollments whose `field` is one of the selected rows."""
+    ids = ids_of(queryset)
+    return push_action(
+        modeladmin,
+        request,
+        Enrollment.objects.filter(**{f"{field}__in": ids}),
+        action="push_changes_to_cats",
+        what=resync_description(queryset.model, ids, noun=noun, verb="Push changes"),
+    )
+
+
 # A run's description names what it resyncs, in at most the length its column holds.
 DESCRIPTION_MAX = ResyncRun._meta.get_field("description").max_length
 NAMES_LISTED = 30
 
 
-def resync_description(model, ids: list[int], *, noun: str = "rows") -> str:
+def resync_description(model, ids: list[int], *, noun: str = "rows", verb: str = "Resync") -> str:
     """ "Resync of sequence “Backend engineers”", "Resync of 3 sequences: A, B, C", "Resync of
     120 contacts", "Resync of the sequences of Olivia Owens": what a person selected."""
     count = len(ids)
     if model is Sequence:
         titles = _first(Sequence.objects.filter(pk__in=ids).order_by("title"), "title")
         if count == 1 and titles:
-            return _fit(f"Resync of sequence “{titles[0]}”")
-        return _named(f"Resync of {count:,} sequences", titles, count)
+            return _fit(f"{verb} of sequence “{titles[0]}”")
+        return _named(f"{verb} of {count:,} sequences", titles, count)
     if model is Contact:
         if count == 1:
             contact = Contact.objects.filter(pk__in=ids).first()
             if contact is not None:
-                return _fit(f"Resync of contact {contact}")
-        return f"Resync of {count:,} contacts"
+                return _fit(f"{verb} of contact {contact}")
+        return f"{verb} of {count:,} contacts"
     if model is Enrollment:
         enrollments = Enrollment.objects.filter(pk__in=ids)
         titles = _first(enrollments.order_by("sequence__title"), "sequence__title", distinct=True)
         if count == 1 and titles:
             email = enrollments.values_list("contact__email", flat=True).first()
-            return _fit(f"Resync of {email} in “{titles[0]}”")
+            return _fit(f"{verb} of {email} in “{titles[0]}”")
         if len(titles) == 1:
-            return _fit(f"Resync of {count:,} contacts in “{titles[0]}”")
+            return _fit(f"{verb} of {count:,} contacts in “{titles[0]}”")
         sequences = enrollments.values("sequence_id").distinct().count()
-        return f"Resync of {count:,} contacts in {sequences:,} sequences"
-    return f"Resync of {count:,} {noun}"
+        return f"{verb} of {count:,} contacts in {sequences:,} sequences"
+    return f"{verb} of {count:,} {noun}"
 
 
 def resync_description_of_members(members: list[Membership]) -> str:

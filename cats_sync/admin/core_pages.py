@@ -20,7 +20,7 @@ from interseller.scoping import scoped_queryset
 
 from .. import services
 from ..models import EnrollmentSync
-from .common import SequenceSyncInline, ids_of, resync_selected, sync_of
+from .common import SequenceSyncInline, ids_of, push_selected, resync_selected, sync_of
 from .filters import ContactCatsErrorFilter, InCatsFilter, ResyncRunFilter, SyncStateFilter
 from .health import index_summary
 
@@ -33,6 +33,17 @@ def _resync_action(field: str, noun: str):
         return resync_selected(modeladmin, request, queryset, field, noun)
 
     return resync_to_cats
+
+
+def _push_action(field: str, noun: str):
+    """The action "Push changes to CATS…" of one page: the enrollments whose `field` is
+    selected (contacts already in CATS, updated on purpose; see services/push.py)."""
+
+    @admin.action(description="Push changes to CATS…")
+    def push_changes_to_cats(modeladmin, request, queryset):
+        return push_selected(modeladmin, request, queryset, field, noun)
+
+    return push_changes_to_cats
 
 
 @admin.action(description="Retry failed CATS sync")
@@ -198,7 +209,10 @@ def register() -> None:
         Sequence,
         AdminExtension(
             inlines=(SequenceSyncInline,),
-            actions=(_resync_action("sequence_id", "sequence(s)"),),
+            actions=(
+                _resync_action("sequence_id", "sequence(s)"),
+                _push_action("sequence_id", "sequence(s)"),
+            ),
         ),
     )
     extend(
@@ -207,7 +221,10 @@ def register() -> None:
             columns=(contact_cats,),
             page_loaders=(_load_contact_states,),
             list_filters=(InCatsFilter, ContactCatsErrorFilter),
-            actions=(_resync_action("contact_id", "contact(s)"),),
+            actions=(
+                _resync_action("contact_id", "contact(s)"),
+                _push_action("contact_id", "contact(s)"),
+            ),
             panels=(contact_panel,),
             export_columns=(
                 ("Exists in CATS", export_exists_in_cats),
@@ -222,7 +239,11 @@ def register() -> None:
             columns=(enrollment_cats,),
             page_loaders=(_load_enrollment_states,),
             list_filters=(SyncStateFilter, ResyncRunFilter),
-            actions=(_resync_action("pk", "contact(s) in sequences"), retry_cats_sync),
+            actions=(
+                _resync_action("pk", "contact(s) in sequences"),
+                _push_action("pk", "contact(s) in sequences"),
+                retry_cats_sync,
+            ),
             panels=(enrollment_panel,),
             urls=_enrollment_urls,
         ),

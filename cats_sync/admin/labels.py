@@ -18,6 +18,7 @@ SYNC_OFF_BY_OWNER = "CATS sync off (owner's setting)"
 SYNC_ON = {
     CatsAccount.SyncMode.ON_ADD: "CATS sync on",
     CatsAccount.SyncMode.ON_REPLY: "CATS sync on reply",
+    CatsAccount.SyncMode.ON_INTEREST: "CATS sync on an interested reply",
 }
 
 

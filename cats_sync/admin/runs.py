@@ -31,11 +31,11 @@ MSG_RUN_NOT_RUNNING = "This resync has already ended."
 @admin.register(ResyncRun)
 class ResyncRunAdmin(ReadOnlyAdmin, TeamScopedAdmin):
     ordering = ["-created_at"]
-    list_display = ["description", "state", "total", "progress", "created_at"]
-    list_filter = ["state"]
+    list_display = ["description", "kind", "state", "total", "progress", "created_at"]
+    list_filter = ["kind", "state"]
     list_select_related = ["team"]
     search_fields = ["description"]
-    fields = ["description", "team", "state", "total", "skipped", "blocked", "created_at"]
+    fields = ["description", "kind", "team", "state", "total", "skipped", "blocked", "created_at"]
     readonly_fields = fields
     change_form_template = "admin/cats_sync/resyncrun/change_form.html"
 

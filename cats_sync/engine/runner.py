@@ -39,6 +39,7 @@ from ..services.resync import resync_run_close_if_done
 from .candidates import ABSENT_TRUST
 from .context import StepContext
 from .lookups import Lookups
+from .push import push_changes
 from .steps import dedup_check, event_process, sync_enrollment
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,8 @@ def _run(task: SyncTask, es: EnrollmentSync, account: CatsAccount | None, lookup
             outcome = sync_enrollment(ctx)
         elif task.kind == SyncTask.Kind.DEDUP:
             outcome = dedup_check(ctx)
+        elif task.kind == SyncTask.Kind.PUSH:
+            outcome = push_changes(ctx)
         else:
             outcome = event_process(ctx)
         if ctx.problems:

@@ -5,6 +5,7 @@
 - outbox: domain changes become SyncTask rows; Retry;
 - issues: integration errors per step, shown to recruiters;
 - resync: backfilling never-synced contacts as a run with progress;
+- push: pushing later job order and mapping changes of synced contacts, on purpose;
 - clone: copying settings to teammates;
 - check: the settings check;
 - sequences: a sequence changing owner (and CATS site);
@@ -50,6 +51,7 @@ from .outbox import (
     sync_retry,
     task_create,
 )
+from .push import PushPlan, push_finish_at, push_plan, push_start
 from .resync import (
     ResyncPlan,
     RunProgress,
@@ -87,6 +89,7 @@ __all__ = [
     "CloneLine",
     "Connected",
     "Finding",
+    "PushPlan",
     "ResyncPlan",
     "RunProgress",
     "account_of",
@@ -110,6 +113,9 @@ __all__ = [
     "metadata_refresh",
     "on_contact_added",
     "on_email_event",
+    "push_finish_at",
+    "push_plan",
+    "push_start",
     "require_connected",
     "resync_cancel",
     "resync_counts",

@@ -8,11 +8,15 @@ settings page can warn without calling CATS inside the save.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from .. import crypto
+from interseller.models import EmailEvent
+
+from .. import crypto, messages
 from ..client import CatsAuthError
 from ..errors import CatsSyncError, Wait
 from ..models import CatsAccount, CatsCustomField, CatsJob, CatsWorkflowStatus, SequenceSync
@@ -68,9 +72,38 @@ def _wait_finding(exc: Wait) -> Finding:
     )
 
 
+# How far back the check looks at replies to judge whether they carry a sentiment.
+SENTIMENT_LOOKBACK_DAYS = 30
+
+
+def _mode_findings(account: CatsAccount) -> list[Finding]:
+    """Mode "with interest" depends on the outreach engine marking replies: say whether the
+    member's recent replies were marked at all (from our own events, no request)."""
+    if account.sync_mode != CatsAccount.SyncMode.ON_INTEREST:
+        return []
+    days = SENTIMENT_LOOKBACK_DAYS
+    counts = EmailEvent.objects.filter(
+        enrollment__sequence__owner_id=account.membership_id,
+        kind=EmailEvent.Kind.REPLY_RECEIVED,
+        occurred_at__gte=timezone.now() - timedelta(days=days),
+    ).aggregate(n=Count("pk"), marked=Count("pk", filter=~Q(sentiment="")))
+    n, marked = counts["n"], counts["marked"]
+    if not n:
+        return [Finding(True, messages.CHECK_INTEREST_NO_REPLIES.format(days=days))]
+    if not marked:
+        return [
+            Finding(
+                False,
+                messages.CHECK_INTEREST_NO_SENTIMENT.format(n=n, days=days),
+                messages.CHECK_INTEREST_NO_SENTIMENT_FIX,
+            )
+        ]
+    return [Finding(True, messages.CHECK_INTEREST_OK.format(marked=marked, n=n, days=days))]
+
+
 def cats_settings_lint(*, account: CatsAccount) -> list[Finding]:
     """Judge the settings against our cached copy of CATS. No request is sent."""
-    findings: list[Finding] = []
+    findings: list[Finding] = _mode_findings(account)
     site = account.site
     if site is None:
         return findings

@@ -14,6 +14,7 @@ from django.utils import timezone
 from interseller.models import Enrollment, Membership, Sequence
 from interseller.scoping import scoped_queryset
 
+from .. import messages
 from ..budget import BULK_RESERVE_FRACTION, budget_view
 from ..models import (
     CatsAccount,
@@ -26,7 +27,13 @@ from ..models import (
     SyncIssue,
     SyncTask,
 )
-from .resync import REQUESTS_PER_CONTACT
+from .resync import REQUESTS_PER_CONTACT, resync_counts
+
+# What a waiting contact waits for, per sync mode that waits (the health page's words).
+WAITS_FOR = {
+    CatsAccount.SyncMode.ON_REPLY: (messages.BLOCK_WAITS_FOR_REPLY, "a reply"),
+    CatsAccount.SyncMode.ON_INTEREST: (messages.BLOCK_WAITS_FOR_INTEREST, "an interested reply"),
+}
 
 BUCKET = timedelta(minutes=5)
 HISTORY = timedelta(hours=24)
@@ -49,6 +56,13 @@ class ConnectionRow:
     pending: int = 0
     paused: int = 0
     failed: int = 0
+    # Not synced because the sync mode waits for a reply (or an interested one), and why.
+    waiting: int = 0
+    waiting_for: str = ""
+
+    @property
+    def mode(self) -> str:
+        return self.account.get_sync_mode_display() if self.account else "—"
 
 
 @dataclass
@@ -151,11 +165,22 @@ def _connections(memberships, accounts) -> list[ConnectionRow]:
         if account is None:
             rows.append(ConnectionRow(membership, None, NEVER_CONNECTED, ok=True))
             continue
+        waiting, waiting_for = 0, ""
+        if account.status == CatsAccount.Status.CONNECTED and account.sync_mode in WAITS_FOR:
+            reason, waiting_for = WAITS_FOR[account.sync_mode]
+            # One grouped query per member whose mode waits: the same count resync shows.
+            waiting = resync_counts(
+                enrollments=Enrollment.objects.filter(
+                    sequence__owner=membership, sequence__archived=False
+                )
+            ).blocked.get(reason, 0)
         rows.append(
             ConnectionRow(
                 membership,
                 account,
                 CONNECTION_WORDS[account.status],
+                waiting=waiting,
+                waiting_for=waiting_for,
                 ok=account.status != CatsAccount.Status.INVALID,
                 last_sync=last.get(account.pk),
                 pending=counts.get((account.pk, SyncTask.State.PENDING), 0),

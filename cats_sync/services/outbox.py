@@ -168,9 +168,27 @@ def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bo
         # Queued even while disconnected (paused): reconnecting must not lose the activity.
         task_create(kind=SyncTask.Kind.EVENT, enrollment=enrollment, account=account, event=event)
         return
-    if first_reply and es.sync_enabled and account.sync_mode == CatsAccount.SyncMode.ON_REPLY:
+    if es.sync_enabled and syncs_on_event(account.sync_mode, event, first_reply=first_reply):
         task_create(kind=SyncTask.Kind.SYNC, enrollment=enrollment, account=account)
     # Otherwise the event waits: a sync backfills every event it finds.
+
+
+def is_interested_reply(event: EmailEvent) -> bool:
+    return (
+        event.kind == EmailEvent.Kind.REPLY_RECEIVED
+        and event.sentiment == Enrollment.Sentiment.INTERESTED
+    )
+
+
+def syncs_on_event(mode: str, event: EmailEvent, *, first_reply: bool) -> bool:
+    """Whether this event makes a never-synced contact sync, in this sync mode. In mode "with
+    interest" any interested reply does, not only the first reply (a contact may say "not now"
+    before saying yes)."""
+    if mode == CatsAccount.SyncMode.ON_REPLY:
+        return first_reply
+    if mode == CatsAccount.SyncMode.ON_INTEREST:
+        return is_interested_reply(event)
+    return False
 
 
 @transaction.atomic

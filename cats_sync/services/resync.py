@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, Max, OuterRef, Q
 from django.utils import timezone
 
-from interseller.models import Enrollment
+from interseller.models import EmailEvent, Enrollment
 
 from .. import messages, queue
 from ..budget import BULK_RESERVE_FRACTION, budget_view, outage_backoff_cap
@@ -52,6 +52,7 @@ def resync_plan(*, enrollments) -> ResyncPlan:
     )
     ids = [r[0] for r in rows]
     captured: dict[int, tuple] = {}
+    interested: set[int] = set()
     for start in range(0, len(ids), 5000):
         captured.update(
             {
@@ -60,6 +61,11 @@ def resync_plan(*, enrollments) -> ResyncPlan:
                     enrollment_id__in=ids[start : start + 5000]
                 ).values_list("enrollment_id", "synced_at", "sync_enabled")
             }
+        )
+        interested.update(
+            interested_replies()
+            .filter(enrollment_id__in=ids[start : start + 5000])
+            .values_list("enrollment_id", flat=True)
         )
     seq_ids = {r[1] for r in rows}
     owner_ids = {r[2] for r in rows}
@@ -80,6 +86,7 @@ def resync_plan(*, enrollments) -> ResyncPlan:
             mode=account.sync_mode if account else None,
             enabled=enabled,
             replied=responded_at is not None,
+            interested=enrollment_id in interested,
         )
         if reason:
             plan.blocked[reason] = plan.blocked.get(reason, 0) + 1
@@ -104,10 +111,12 @@ def resync_counts(*, enrollments) -> ResyncPlan:
                 Q(cats_sync__synced_at__isnull=False), output_field=BooleanField()
             ),
             _replied=ExpressionWrapper(Q(responded_at__isnull=False), output_field=BooleanField()),
+            _interested=Exists(interested_replies().filter(enrollment=OuterRef("pk"))),
         )
         .values(
             "_synced",
             "_replied",
+            "_interested",
             "cats_sync__sync_enabled",
             "sequence__cats_sync__enabled",
             "sequence__owner__cats_account__status",
@@ -129,6 +138,7 @@ def resync_counts(*, enrollments) -> ResyncPlan:
             mode=row["sequence__owner__cats_account__sync_mode"],
             enabled=True if enabled is None else enabled,
             replied=row["_replied"],
+            interested=row["_interested"],
         )
         if reason:
             plan.blocked[reason] = plan.blocked.get(reason, 0) + n
@@ -137,7 +147,17 @@ def resync_counts(*, enrollments) -> ResyncPlan:
     return plan
 
 
-def _blocked_reason(*, status: str | None, mode: str | None, enabled: bool, replied: bool):
+def interested_replies():
+    """Replies the outreach engine marked interested: what syncs a contact in mode "with
+    interest" (any of them, not only the latest sentiment)."""
+    return EmailEvent.objects.filter(
+        kind=EmailEvent.Kind.REPLY_RECEIVED, sentiment=Enrollment.Sentiment.INTERESTED
+    )
+
+
+def _blocked_reason(
+    *, status: str | None, mode: str | None, enabled: bool, replied: bool, interested: bool
+):
     if status is None or status == CatsAccount.Status.DISCONNECTED:
         return messages.BLOCK_NO_CONNECTION
     if status == CatsAccount.Status.INVALID:
@@ -149,6 +169,9 @@ def _blocked_reason(*, status: str | None, mode: str | None, enabled: bool, repl
     if mode == CatsAccount.SyncMode.ON_REPLY and not replied:
         # Their reply syncs them, as it would have without the resync.
         return messages.BLOCK_WAITS_FOR_REPLY
+    if mode == CatsAccount.SyncMode.ON_INTEREST and not interested:
+        # An interested reply syncs them, with everything before it backfilled.
+        return messages.BLOCK_WAITS_FOR_INTEREST
     return None
 
 
@@ -161,7 +184,7 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
     run = ResyncRun.objects.create(started_by=started_by, team=team, description=description[:255])
     if len(ids) <= RESYNC_INLINE_MAX:
         _plan_chunk(run, ids, bulk=len(ids) > 1)
-        _plan_finish(run)
+        plan_finish(run)
         run.refresh_from_db()
         return run
     ResyncRun.objects.filter(pk=run.pk).update(state=ResyncRun.State.PLANNING, selection=ids)
@@ -189,7 +212,12 @@ def resync_plan_run(*, run_id: int) -> ResyncRun | None:
             if run.state != ResyncRun.State.PLANNING:
                 return run  # cancelled meanwhile
             chunk = ids[run.planned : run.planned + PLAN_CHUNK]
-            _plan_chunk(run, chunk, bulk=True)
+            if run.kind == ResyncRun.Kind.PUSH:
+                from .push import push_plan_chunk
+
+                push_plan_chunk(run, chunk)
+            else:
+                _plan_chunk(run, chunk, bulk=True)
             ResyncRun.objects.filter(pk=run.pk).update(
                 planned=run.planned + len(chunk), plan_claimed_at=timezone.now()
             )
@@ -197,11 +225,11 @@ def resync_plan_run(*, run_id: int) -> ResyncRun | None:
     with transaction.atomic():
         run = ResyncRun.objects.select_for_update().get(pk=run_id)
         if run.state == ResyncRun.State.PLANNING:
-            _plan_finish(run)
+            plan_finish(run)
     return run
 
 
-def _plan_finish(run: ResyncRun) -> None:
+def plan_finish(run: ResyncRun) -> None:
     run.refresh_from_db(fields=["total", "state"])
     state = ResyncRun.State.RUNNING if run.total else ResyncRun.State.DONE
     ResyncRun.objects.filter(pk=run.pk).update(
@@ -288,6 +316,9 @@ class RunProgress:
     # The latest time a waiting task is due again (a back-off or budget wait).
     last_due: datetime | None = None
     cancelled: int = 0
+    # Push runs: contacts whose changes reached CATS, and those that needed no request.
+    pushed: int = 0
+    unchanged: int = 0
 
 
 def resync_progress(*, run: ResyncRun) -> RunProgress:
@@ -309,6 +340,10 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
         lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.SKIPPED
     )
     cancelled = total(lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.CANCELLED)
+    pushed = total(lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.PUSHED)
+    unchanged = run.skipped + total(
+        lambda s, o: s == SyncTask.State.DONE and o == SyncTask.Outcome.UNCHANGED
+    )
     eta = last_due = None
     if waiting:
         last_due = run.tasks.filter(state=SyncTask.State.PENDING).aggregate(m=Max("not_before"))[
@@ -328,6 +363,8 @@ def resync_progress(*, run: ResyncRun) -> RunProgress:
         eta=eta,
         last_due=last_due,
         cancelled=cancelled,
+        pushed=pushed,
+        unchanged=unchanged,
     )
 
 
@@ -340,7 +377,10 @@ def _seconds_left(run: ResyncRun, waiting: int, done: int) -> float:
     for site in CatsSite.objects.filter(accounts__tasks__run=run).distinct():
         view = budget_view(site)
         usable_now = max(view.remaining - int(view.limit * BULK_RESERVE_FRACTION), 0)
-        needed = waiting * REQUESTS_PER_CONTACT - usable_now
+        per_contact = REQUESTS_PER_CONTACT
+        if run.kind == ResyncRun.Kind.PUSH and run.total:
+            per_contact = run.requests_planned / run.total
+        needed = waiting * per_contact - usable_now
         if needed > 0:
             per_second = view.per_hour * (1 - BULK_RESERVE_FRACTION) / 3600
             budget_wait = max(budget_wait, needed / max(per_second, 1e-6))

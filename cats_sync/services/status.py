@@ -26,6 +26,7 @@ from ..models import (
     SyncIssue,
     SyncTask,
 )
+from .resync import interested_replies
 
 
 class State:
@@ -36,6 +37,7 @@ class State:
     QUEUED = "Queued"
     WAITING = "Waiting: {why}"
     WAITS_FOR_REPLY = "Not synced: waits for a reply"
+    WAITS_FOR_INTEREST = "Not synced: waiting for an interested reply"
     SEQUENCE_OFF = "Not synced: sync is off for this sequence"
     MODE_OFF = "Not synced: {owner}'s sync mode is Off"
     NO_CONNECTION = "Not synced: no CATS connection for {owner}"
@@ -63,10 +65,12 @@ def state_of(
     tasks: list[SyncTask],
     blocking_issue: SyncIssue | None,
     owner: str = "its owner",
+    interested: bool | None = None,
 ) -> CatsState:
     """The state in words. `tasks` are the enrollment's sync and event tasks, newest first;
     `account` the one it syncs through (captured, else its sequence owner's); `owner` the
-    name of that account's member."""
+    name of that account's member; `interested` whether it ever had an interested reply
+    (unknown: its latest sentiment says)."""
     open_task = next((t for t in tasks if t.state in SyncTask.OPEN_STATES), None)
     failed = next((t for t in tasks if t.state == SyncTask.State.FAILED), None)
     problem = None
@@ -105,6 +109,10 @@ def state_of(
         return CatsState(State.MODE_OFF.format(owner=owner), "stopped")
     if account.sync_mode == CatsAccount.SyncMode.ON_REPLY and enrollment.responded_at is None:
         return CatsState(State.WAITS_FOR_REPLY, "stopped")
+    if interested is None:
+        interested = enrollment.sentiment == Enrollment.Sentiment.INTERESTED
+    if account.sync_mode == CatsAccount.SyncMode.ON_INTEREST and not interested:
+        return CatsState(State.WAITS_FOR_INTEREST, "stopped")
     return CatsState(State.NEVER_QUEUED, "stopped", can_resync=True)
 
 
@@ -127,9 +135,13 @@ def enrollment_states(enrollments: Iterable[Enrollment]) -> dict[int, CatsState]
     }
     tasks: dict[int, list[SyncTask]] = {}
     for task in SyncTask.objects.filter(
-        enrollment_id__in=ids, kind__in=[SyncTask.Kind.SYNC, SyncTask.Kind.EVENT]
+        enrollment_id__in=ids,
+        kind__in=[SyncTask.Kind.SYNC, SyncTask.Kind.EVENT, SyncTask.Kind.PUSH],
     ).order_by("-updated_at"):
         tasks.setdefault(task.enrollment_id, []).append(task)
+    interested = set(
+        interested_replies().filter(enrollment_id__in=ids).values_list("enrollment_id", flat=True)
+    )
     issues: dict[int, SyncIssue] = {}
     for issue in SyncIssue.objects.filter(
         enrollment_sync__enrollment_id__in=ids, blocking=True
@@ -148,6 +160,7 @@ def enrollment_states(enrollments: Iterable[Enrollment]) -> dict[int, CatsState]
             tasks.get(enrollment.pk, []),
             issues.get(es.pk) if es is not None else None,
             owner=names.get(owner_id, "its owner"),
+            interested=enrollment.pk in interested,
         )
     return states
 
@@ -193,6 +206,8 @@ TASK_WORDS = {
     SyncTask.Outcome.ABSENT: "Deduplication: not in CATS yet",
     SyncTask.Outcome.CANCELLED: "Resync cancelled before this contact synced",
     SyncTask.Outcome.SUPERSEDED: "Replaced by a newer resync",
+    SyncTask.Outcome.PUSHED: "Changes pushed to CATS",
+    SyncTask.Outcome.UNCHANGED: "Push changes: nothing differed from CATS",
 }
 
 
@@ -229,6 +244,11 @@ def enrollment_panel(enrollment: Enrollment) -> Panel:
             timeline.append(Moment(issue.first_seen_at, issue.message, tone))
         if es.synced_at:
             timeline.append(Moment(es.synced_at, "Synced to CATS", "ok"))
+        if es.moved_at:
+            words = f"Moved from job order #{es.previous_job_id or '—'} to #{es.job_id}"
+            if es.push_moving:
+                words += " (not finished yet)"
+            timeline.append(Moment(es.moved_at, words, "busy" if es.push_moving else "ok"))
         link = CandidateLink.objects.filter(
             site_id=es.site_id, email=enrollment.contact.email
         ).first()
@@ -260,6 +280,7 @@ def _task_moments(task: SyncTask) -> list[Moment]:
         SyncTask.Kind.SYNC: "Sync",
         SyncTask.Kind.DEDUP: "Deduplication check",
         SyncTask.Kind.EVENT: "Email event",
+        SyncTask.Kind.PUSH: "Push changes to CATS",
     }[task.kind]
     moments = [Moment(task.created_at, f"{what} queued" + (" (resync)" if task.run_id else ""))]
     if task.attempts > 1:

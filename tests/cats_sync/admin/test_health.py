@@ -139,3 +139,18 @@ def test_a_sequence_names_the_owners_default_job_and_counts_paused_contacts(
     # Synced, pending, paused, failed: the contact waiting for a new key is not hidden.
     numbers = re.findall(r'<td class="num[^"]*">(?:<a [^>]*>)?(\d+)', row)
     assert numbers == ["1", "0", "1", "0"]
+
+
+def test_the_health_page_shows_each_sync_mode_and_who_waits_for_interest(team_a, site, seq, login):
+    from cats_sync.models import CatsAccount
+    from tests.support.cats import event
+
+    connect(team_a.member, site, sync_mode=CatsAccount.SyncMode.ON_INTEREST, deduplication=False)
+    add(seq, "waiting1@example.com")
+    add(seq, "waiting2@example.com")
+    keen = add(seq, "keen@example.com")
+    event(keen, seq, "r1", "reply_received", sentiment="interested")
+    drain()
+    html = login(team_a.owner).get(HEALTH).content.decode()
+    assert "Sync contacts only when they reply with interest" in html
+    assert "2 contacts waiting for an interested reply" in html

@@ -57,6 +57,7 @@ def test_a_synced_contact_shows_its_candidate_job_status_and_timeline(
     [
         ("sequence_off", State.SEQUENCE_OFF),
         ("waits_for_reply", State.WAITS_FOR_REPLY),
+        ("waits_for_interest", "Not synced: waiting for an interested reply"),
         ("mode_off", "Not synced: {owner}'s sync mode is Off"),
         ("no_connection", "Not synced: no CATS connection for {owner}"),
         ("key_refused", State.KEY_REFUSED),
@@ -70,6 +71,8 @@ def test_every_not_synced_gives_its_reason(team_a, site, seq, login, setup, word
         SequenceSync.objects.create(sequence=seq, enabled=False)
     elif setup == "waits_for_reply":
         CatsAccount.objects.update(sync_mode=CatsAccount.SyncMode.ON_REPLY, deduplication=False)
+    elif setup == "waits_for_interest":
+        CatsAccount.objects.update(sync_mode=CatsAccount.SyncMode.ON_INTEREST, deduplication=False)
     elif setup == "mode_off":
         CatsAccount.objects.update(sync_mode=CatsAccount.SyncMode.OFF, deduplication=False)
     elif setup == "key_refused":

@@ -46,3 +46,11 @@ def test_clone_copies_settings_and_skips_who_cannot_take_them(team_a, site, cats
         manager.fire_triggers,
     ) == ("on_reply", False, site.jobs["Product Designer"], True)
     assert (member.sync_mode, member.default_job_id) == ("on_reply", None)
+
+
+def test_clone_copies_the_interest_mode(team_a, site):
+    source = connect(team_a.owner, site, sync_mode=CatsAccount.SyncMode.ON_INTEREST)
+    connect(team_a.manager, site)
+    cats.cats_settings_clone(source=source, targets=[team_a.manager])
+    manager = CatsAccount.objects.get(membership=team_a.manager)
+    assert manager.sync_mode == CatsAccount.SyncMode.ON_INTEREST

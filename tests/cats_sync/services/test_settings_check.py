@@ -93,3 +93,31 @@ def test_saving_settings_sends_no_request_to_cats(team_a, site, cats_sandbox, lo
     assert cats_sandbox.requests()["total"] == before
     # It still warns, from what we know of CATS.
     assert "(#424242) does not exist in CATS" in response.content.decode()
+
+
+# --- the sync mode "only when they reply with interest" ------------------------------------------
+
+
+def test_settings_check_warns_when_replies_never_carry_a_sentiment_in_interest_mode(
+    team_a, site, seq
+):
+    from cats_sync import messages as msg
+    from cats_sync.models import CatsAccount
+    from tests.support.cats import add, event
+
+    account = connect(team_a.member, site, sync_mode=CatsAccount.SyncMode.ON_INTEREST)
+    findings = cats.cats_settings_lint(account=account)
+    assert findings[0].ok and "no reply in the last 30 days" in findings[0].message
+    contact = add(seq, "plain@example.com")
+    event(contact, seq, "r1", "reply_received", at=timezone.now())
+    [problem] = [f for f in cats.cats_settings_lint(account=account) if not f.ok]
+    assert problem.message == msg.CHECK_INTEREST_NO_SENTIMENT.format(n=1, days=30)
+    assert problem.fix == msg.CHECK_INTEREST_NO_SENTIMENT_FIX
+    other = add(seq, "keen@example.com")
+    event(other, seq, "r2", "reply_received", at=timezone.now(), sentiment="interested")
+    findings = cats.cats_settings_lint(account=account)
+    assert findings[0].ok and "1 of the 2 replies" in findings[0].message
+    # Other modes do not depend on sentiments: no such finding.
+    CatsAccount.objects.filter(pk=account.pk).update(sync_mode=CatsAccount.SyncMode.ON_REPLY)
+    account.refresh_from_db()
+    assert not any("sentiment" in f.message for f in cats.cats_settings_lint(account=account))
