@@ -33,6 +33,8 @@ install-dev: $(VENV)/.installed-dev
 # Local demo: DEBUG on, sandbox CATS on loopback, a web server and a django-q2 cluster together.
 run: export DEBUG ?= true
 run: export CATS_API_URL ?= http://127.0.0.1:$(SANDBOX_PORT)/v3
+# The CATS panel's candidate links open the sandbox's candidate page.
+run: export CATS_CANDIDATE_URL ?= http://127.0.0.1:$(SANDBOX_PORT)/_sandbox/ui/{subdomain}/candidates/{candidate_id}
 run: export WEB_PORT := $(PORT)
 run: export SANDBOX_PORT := $(SANDBOX_PORT)
 run: $(VENV)/.installed-demo
