@@ -186,7 +186,18 @@ class TeamScopedAdmin(admin.ModelAdmin):
                 initial[name] = _initial_value(field, value)
             except ValidationError:
                 del initial[name]
+        # A new row of a team-owned model starts in the user's team when they may pick only one.
+        if "team" not in initial and self._has_team_field():
+            teams = list(self.choice_queryset(request, self.opts.get_field("team"))[:2])
+            if len(teams) == 1:
+                initial["team"] = teams[0].pk
         return initial
+
+    def _has_team_field(self) -> bool:
+        try:
+            return self.opts.get_field("team").remote_field.model is Team
+        except (FieldDoesNotExist, AttributeError):
+            return False
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

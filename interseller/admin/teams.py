@@ -97,14 +97,6 @@ class MembershipAdmin(TeamScopedAdmin):
 
         return WithRequest
 
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        # Someone who may add teammates to one team only starts with that team chosen.
-        teams = list(self.choice_queryset(request, Membership._meta.get_field("team"))[:2])
-        if len(teams) == 1:
-            initial.setdefault("team", teams[0].pk)
-        return initial
-
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["team", "email", "first_name", "last_name", "role", "password"]

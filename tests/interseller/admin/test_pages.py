@@ -234,3 +234,17 @@ def test_member_filters_offer_only_their_own_sequences_and_themselves(world, log
     assert filter_choices(client, "contact", "team") == set()  # one team: no team filter
     owner = login(a["graph"].owner)
     assert filter_choices(owner, "contact", "sequence") == {"a member seq", "a owner seq"}
+
+
+@pytest.mark.parametrize("model", ["membership", "apitoken", "group"])
+def test_an_add_page_preselects_the_team_only_when_there_is_one_to_choose(world, login, model):
+    owner = world["a"]["graph"].owner
+    client = login(owner)
+    form = client.get(url(model, "add")).context["adminform"].form
+    assert form.initial.get("team") == world["a"]["graph"].team.pk
+    # Managing a second team, the person chooses: nothing is chosen for them.
+    Membership.objects.create(
+        user=owner.user, team=world["b"]["graph"].team, role=Membership.Role.MANAGER
+    )
+    form = client.get(url(model, "add")).context["adminform"].form
+    assert "team" not in form.initial
