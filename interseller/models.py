@@ -151,6 +151,9 @@ class Enrollment(models.Model):
         REPLIED = "replied", "Replied"
         BOUNCED = "bounced", "Bounced"
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        # Stopped from outside the outreach engine (an integration: a recruiter moved the
+        # candidate on in the ATS). Terminal: nothing moves it back to active.
+        STOPPED = "stopped", "Stopped"
 
     class Sentiment(models.TextChoices):
         NONE = "", "—"
@@ -174,6 +177,13 @@ class Enrollment(models.Model):
     sentiment = models.CharField(
         "reply sentiment", max_length=16, choices=Sentiment.choices, default="", blank=True
     )
+    # When `state` last changed (the outreach engine polls changes since a time); None: never
+    # since it was added.
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    # Why and when the enrollment was stopped (state "stopped"), in words the engine and a
+    # recruiter read; set by whoever stopped it through `enrollment_stop`.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-added_at"]
@@ -185,6 +195,8 @@ class Enrollment(models.Model):
         indexes = [
             # Enrollment inline and changelist of a sequence, newest first.
             models.Index(fields=["sequence", "-added_at"], name="enrollment_seq_added_idx"),
+            # GET /api/v1/enrollments?state=...&changed_since=...
+            models.Index(fields=["state", "state_changed_at"], name="enrollment_state_changed_idx"),
         ]
 
     def __str__(self) -> str:

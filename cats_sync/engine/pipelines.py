@@ -115,6 +115,7 @@ def status_advance(ctx: StepContext, title: str) -> None:
         if current is not None and current.position >= target.position:
             issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
             return
+    _status_written(es, target.cats_id)
     try:
         client.change_pipeline_status(
             es.pipeline_id,
@@ -157,6 +158,16 @@ def status_record_fresh(ctx: StepContext) -> bool:
     if getattr(ctx.account, "webhooks_active", False):
         return True
     return es.status_seen_at > timezone.now() - STATUS_TRUST
+
+
+def _status_written(es: EnrollmentSync, status_id: int) -> None:
+    """Remember a status we set (before sending it: its webhook may come back at once), so
+    that CATS telling us of it is never taken for a recruiter's move."""
+    written = list(es.statuses_written or [])
+    if status_id not in written:
+        written.append(status_id)
+        es.statuses_written = written
+        EnrollmentSync.objects.filter(pk=es.pk).update(statuses_written=written)
 
 
 def _status_seen(es: EnrollmentSync, status_id: int | None) -> None:
