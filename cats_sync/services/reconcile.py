@@ -63,7 +63,9 @@ def reconcile_bound(site: CatsSite, watched: int | None = None) -> Bound:
     per_window = reconcile_per_window(site)
     if per_window <= 0:
         return Bound(watched, 0, site.rate_window_seconds, None)
-    by_share = math.ceil(watched / per_window) * site.rate_window_seconds if watched else 0
+    # A full round of reads, at the slower of the two paces (a minute's reads per tick; the
+    # share of the rolling window), plus the tick a move may just have missed.
+    by_share = math.ceil(watched * site.rate_window_seconds / per_window)
     by_tick = math.ceil(watched / per_tick(site)) * TICK.total_seconds()
     seconds = max(by_share, by_tick) + TICK.total_seconds()
     return Bound(watched, per_window, site.rate_window_seconds, timedelta(seconds=seconds))

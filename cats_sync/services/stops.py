@@ -160,9 +160,14 @@ def status_observe(
             _observe(es, f"CATS confirms the status “{title}” this sync set", source, delivery)
         return "our own status"
     changed = status_id != es.status_id
+    # None: we made the pipeline (at the workflow's start) and never set a status since.
+    known_before = es.status_id is not None
     EnrollmentSync.objects.filter(pk=es.pk).update(status_id=status_id, status_seen_at=now)
     es.status_id, es.status_seen_at = status_id, now
-    if not changed and source == PipelineObservation.Source.RECONCILE:
+    quiet = source == PipelineObservation.Source.RECONCILE and (
+        not changed or (not known_before and (status is None or status.position == 0))
+    )
+    if quiet:
         return "unchanged"
     if es.stopped_at is not None:
         _observe(
