@@ -23,6 +23,7 @@ from cats_sync.services import status as status_words
 from cats_sync.services.webhooks import MSG_NO_SITE_URL
 from cats_sync.tasks import drain, webhook_process, webhook_register
 from interseller.models import Enrollment
+from interseller.services import api_token_create
 from tests.support.cats import add, connect, es_of, event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -144,6 +145,20 @@ def test_a_recruiters_move_in_cats_stops_the_sequence(team_a, site, seq, sandbox
     assert panel.state.since == es.stopped_at
     assert any(m.words.startswith(enrollment.stopped_reason) for m in panel.timeline)
     assert account.pk == es.account_id
+    # The outreach engine learns of it from the API.
+    _, token = api_token_create(team=team_a.team, name="engine")
+    listed = requests.get(
+        live.url + "/api/v1/enrollments",
+        params={
+            "state": "stopped",
+            "changed_since": (es.stopped_at - timedelta(seconds=1)).isoformat(),
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).json()["results"]
+    assert [(r["id"], r["contact_email"], r["stopped_reason"]) for r in listed] == [
+        (enrollment.pk, "ada@example.com", "Stopped by CATS: moved to “Submitted” in CATS")
+    ]
 
 
 def test_our_own_status_writes_coming_back_stop_nothing(team_a, site, seq, sandbox, live):
