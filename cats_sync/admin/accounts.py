@@ -154,12 +154,23 @@ class CatsAccountAdmin(TeamScopedAdmin):
             "status_sync",
             "fire_triggers",
         ]
-        return [("Connection", {"fields": connection}), ("Sync settings", {"fields": settings})]
+        stops = ["stop_status"]
+        if obj is not None:
+            stops.append("webhook_hint")
+        return [
+            ("Connection", {"fields": connection}),
+            ("Sync settings", {"fields": settings}),
+            ("When CATS moves a candidate", {"fields": stops}),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["membership", "connection_hint", "masked_key"]
+        return ["membership", "connection_hint", "masked_key", "webhook_hint"]
+
+    @admin.display(description="How we hear of it")
+    def webhook_hint(self, obj):
+        return services.webhook_words(obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "membership":

@@ -26,7 +26,9 @@ from ..models import (
     SyncIssue,
     SyncTask,
 )
+from .reconcile import Bound, reconcile_bound
 from .resync import REQUESTS_PER_CONTACT
+from .webhooks import webhook_words
 
 BUCKET = timedelta(minutes=5)
 HISTORY = timedelta(hours=24)
@@ -49,6 +51,9 @@ class ConnectionRow:
     pending: int = 0
     paused: int = 0
     failed: int = 0
+    # How the connection hears of changes made in CATS (webhook, or reconciliation only).
+    webhook: str = ""
+    webhook_ok: bool = True
 
 
 @dataclass
@@ -72,6 +77,7 @@ class SiteRow:
     drains_at: datetime | None
     buckets: list[int] = field(default_factory=list)
     in_outage: bool = False
+    reconcile: Bound | None = None
 
     @property
     def chart_max(self) -> int:
@@ -160,6 +166,8 @@ def _connections(memberships, accounts) -> list[ConnectionRow]:
                 pending=counts.get((account.pk, SyncTask.State.PENDING), 0),
                 paused=counts.get((account.pk, SyncTask.State.PAUSED), 0),
                 failed=counts.get((account.pk, SyncTask.State.FAILED), 0),
+                webhook=webhook_words(account),
+                webhook_ok=account.webhook_id is not None or not account.is_connected,
             )
         )
     return rows
@@ -247,6 +255,7 @@ def _sites(accounts) -> list[SiteRow]:
                 drains_at=drains_at,
                 buckets=buckets,
                 in_outage=bool(site.outage_until and site.outage_until > now),
+                reconcile=reconcile_bound(site),
             )
         )
     return sorted(rows, key=lambda r: r.site.subdomain)

@@ -55,6 +55,15 @@ class Bound:
     window_seconds: int
     within: timedelta | None  # None: the share is 0, nothing is re-read
 
+    @property
+    def within_words(self) -> str:
+        if self.within is None:
+            return "never"
+        minutes = math.ceil(self.within.total_seconds() / 60)
+        if minutes < 120:
+            return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return f"{math.ceil(minutes / 60)} hours"
+
 
 def reconcile_bound(site: CatsSite, watched: int | None = None) -> Bound:
     """How long a move missed by webhooks can go unseen, at most (budget permitting)."""

@@ -66,6 +66,24 @@ def receiver_url(token: str) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("cats-webhook", args=[token])
 
 
+MSG_WEBHOOK_ACTIVE = "CATS tells us of each move right away (webhook registered {at})."
+MSG_WEBHOOK_PENDING = "Registering the CATS webhook…"
+MSG_NOT_CONNECTED = "Not connected."
+MSG_SAFETY_NET = " Reconciliation re-reads pipelines too, in case a delivery is lost."
+
+
+def webhook_words(account: CatsAccount) -> str:
+    """How this connection hears of changes made in CATS, in words (settings, health page)."""
+    if not account.is_connected:
+        return MSG_NOT_CONNECTED
+    if account.webhook_id is not None:
+        at = timezone.localtime(account.webhook_registered_at).strftime("%Y-%m-%d %H:%M")
+        return MSG_WEBHOOK_ACTIVE.format(at=at) + MSG_SAFETY_NET
+    if not settings.SITE_URL:
+        return MSG_NO_SITE_URL
+    return account.webhook_error or MSG_WEBHOOK_PENDING
+
+
 # --- registering ----------------------------------------------------------------------------
 
 
