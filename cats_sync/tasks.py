@@ -159,10 +159,7 @@ def _webhooks_and_reconciliation() -> None:
 
     webhooks_ensure()
     deliveries_sweep()
-    site_ids = (
-        CatsAccount.objects.filter(status=CatsAccount.Status.CONNECTED, site__isnull=False)
-        .values_list("site_id", flat=True)
-        .distinct()
-    )
-    for site_id in sorted(set(site_ids)):
+    from .services.reconcile import sites_to_reconcile
+
+    for site_id in sites_to_reconcile():
         queue.enqueue_call("cats_sync.tasks.reconcile_site", site_id)

@@ -41,6 +41,18 @@ def reconcile_queryset(site: CatsSite):
     )
 
 
+def sites_to_reconcile() -> list[int]:
+    """Sites with at least one pipeline to watch (the sweeper wakes only those)."""
+    rows = EnrollmentSync.objects.filter(
+        pipeline_id__isnull=False,
+        stopped_at__isnull=True,
+        enrollment__state=Enrollment.State.ACTIVE,
+        account__status=CatsAccount.Status.CONNECTED,
+        site_id=F("account__site_id"),
+    )
+    return sorted(set(rows.values_list("site_id", flat=True).distinct()))
+
+
 def per_tick(site: CatsSite) -> int:
     per_window = reconcile_per_window(site)
     if per_window <= 0:

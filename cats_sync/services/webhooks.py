@@ -52,7 +52,7 @@ MSG_NO_SITE_URL = (
     "SITE_URL is not set, so CATS cannot reach this app: changes made in CATS are caught by "
     "reconciliation only."
 )
-MSG_REGISTER_FAILED = "CATS refused to register the webhook: {detail}. Tried again every 10 min."
+MSG_REGISTER_FAILED = "Could not register the CATS webhook: {detail}. Tried again every 10 minutes."
 MSG_PROCESS_FAILED = (
     "Could not process this delivery: {detail}. Reconciliation will read the pipeline again."
 )
@@ -114,10 +114,14 @@ def webhook_register(*, account_id: int) -> str:
         return "no SITE_URL"
     if not _claim_registration(account.pk):
         return "claimed elsewhere"
-    # A new token and secret each attempt: a webhook CATS made from an attempt whose answer
-    # was lost is never ours, and answers 410 the first time it delivers.
+    # A new token and secret each attempt, saved before the request (a delivery may come
+    # back before the answer does): a webhook CATS made from an attempt whose answer was
+    # lost is never ours once the token is dropped, and answers 410 when it delivers.
     token = secrets.token_urlsafe(32)
     secret = secrets.token_urlsafe(32)
+    CatsAccount.objects.filter(pk=account.pk).update(
+        webhook_token=token, webhook_secret_encrypted=crypto.encrypt(secret)
+    )
     try:
         client = cats_client_for(account)
         webhook_id = client.create_webhook(
@@ -126,17 +130,15 @@ def webhook_register(*, account_id: int) -> str:
     except CatsSyncError as exc:
         detail = getattr(exc, "message", None) or str(exc)
         CatsAccount.objects.filter(pk=account.pk).update(
+            webhook_token="",
+            webhook_secret_encrypted="",
             webhook_error=MSG_REGISTER_FAILED.format(detail=detail)[:500],
             webhook_tried_at=timezone.now(),
         )
         log.warning("Could not register the CATS webhook of %s: %s", account, detail)
         return "failed"
     CatsAccount.objects.filter(pk=account.pk).update(
-        webhook_id=webhook_id,
-        webhook_token=token,
-        webhook_secret_encrypted=crypto.encrypt(secret),
-        webhook_registered_at=timezone.now(),
-        webhook_error="",
+        webhook_id=webhook_id, webhook_registered_at=timezone.now(), webhook_error=""
     )
     return "registered"
 
@@ -231,7 +233,7 @@ def webhook_receive(*, token: str, body: bytes, request_id: str, signature: str)
         if token
         else None
     )
-    if account is None or account.webhook_id is None:
+    if account is None or not account.webhook_secret_encrypted:
         # Not (or no longer) a registration of ours: CATS deletes a webhook answered 410.
         return Received(410, "No such webhook.")
     request_id = (request_id or "").strip()

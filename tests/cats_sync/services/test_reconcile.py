@@ -131,3 +131,16 @@ def test_the_bound_grows_with_the_contacts_watched(team_a, site, seq, sandbox):
     assert (one.watched, one.per_window) == (1, 50)
     assert one.within == timedelta(seconds=72 + 60)
     assert many.within == timedelta(seconds=120 * 72 + 60)
+
+
+@pytest.mark.django_db
+def test_the_sweeper_wakes_only_sites_with_pipelines_to_watch(team_a, site, seq, sandbox):
+    from cats_sync.services.reconcile import sites_to_reconcile
+
+    assert sites_to_reconcile() == []
+    (es,) = synced(team_a, site, seq, "a@example.com")
+    assert sites_to_reconcile() == [es.site_id]
+
+    Enrollment.objects.filter(pk=es.enrollment_id).update(state=Enrollment.State.STOPPED)
+
+    assert sites_to_reconcile() == []

@@ -115,7 +115,7 @@ def test_a_refused_registration_is_recorded_and_connecting_still_works(
 
     account.refresh_from_db()
     assert account.is_connected and account.webhook_id is None
-    assert account.webhook_error.startswith("CATS refused to register the webhook")
+    assert account.webhook_error.startswith("Could not register the CATS webhook")
 
 
 # --- the receiver -----------------------------------------------------------------------------
