@@ -377,7 +377,7 @@ class EnrollmentSync(models.Model):
     reconciled_at = models.DateTimeField(null=True, blank=True)
     # Stopped by CATS: when, why (the status, or the candidate deleted), and what told us.
     stopped_at = models.DateTimeField(null=True, blank=True)
-    stopped_why = models.CharField(max_length=16, blank=True)
+    stopped_why = models.CharField(max_length=20, blank=True)
     stopped_status_id = models.BigIntegerField(null=True, blank=True)
     stopped_words = models.CharField(max_length=300, blank=True)
     stopped_source = models.CharField(max_length=40, blank=True)
