@@ -234,3 +234,14 @@ def test_member_filters_offer_only_their_own_sequences_and_themselves(world, log
     assert filter_choices(client, "contact", "team") == set()  # one team: no team filter
     owner = login(a["graph"].owner)
     assert filter_choices(owner, "contact", "sequence") == {"a member seq", "a owner seq"}
+
+
+def test_a_stopped_enrollment_shows_why_and_when(team_a, sequence_a, login):
+    contact = ContactFactory(team=team_a.team, owner=team_a.member, email="s@example.com")
+    enrollment = services.contact_add_to_sequence(contact=contact, sequence=sequence_a).enrollment
+    services.enrollment_stop(enrollment_id=enrollment.pk, reason="Moved to “Submitted” in CATS")
+
+    html = login(team_a.owner).get(url("enrollment", "change", enrollment.pk)).content.decode()
+
+    assert "Moved to “Submitted” in CATS" in html
+    assert '<option value="stopped" selected>Stopped</option>' in html
