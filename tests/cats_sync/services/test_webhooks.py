@@ -392,3 +392,23 @@ def test_a_delivery_for_a_stopped_enrollment_is_still_logged(team_a, site, seq, 
         "Moved to “Interviewing” in CATS (the sequence was stopped already)",
     ]
     assert EnrollmentSync.objects.get(pk=es.pk).status_id == site.status_id("Interviewing")
+
+
+def test_connecting_queues_the_registration_for_a_worker(
+    team_a, site, seq, sandbox, live, django_capture_on_commit_callbacks
+):
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker = get_broker()
+    broker.purge_queue()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        account = connect(team_a.member, site)
+
+    tasks = [SignedPackage.loads(payload) for _, payload in broker.dequeue() or []]
+    assert [(t["func"], t["args"]) for t in tasks] == [
+        ("cats_sync.tasks.webhook_register", (account.pk,))
+    ]
+    # Nothing was sent to CATS inside the person's request.
+    assert sandbox.app.state.sites[site.id].webhooks == {}
