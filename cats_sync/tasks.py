@@ -147,9 +147,14 @@ def webhook_process(delivery_id: int) -> str:
 
 
 def reconcile_site(site_id: int) -> int:
+    """Periodic: a failure is logged and the next tick (a minute on) tries again."""
     from .services.reconcile import reconcile_site as reconcile
 
-    return reconcile(site_id=site_id)
+    try:
+        return reconcile(site_id=site_id)
+    except Exception:
+        log.exception("Reconciliation of CATS site %s failed; the next tick tries again", site_id)
+        return 0
 
 
 def _webhooks_and_reconciliation() -> None:

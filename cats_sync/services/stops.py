@@ -154,10 +154,9 @@ def status_observe(
     now = timezone.now()
     if status_id in (es.statuses_written or []):
         # Our own write coming back (or CATS confirming it): not a recruiter's move.
+        # Nothing on the timeline: the status change is there already, as our own.
         if status_id == es.status_id:
             EnrollmentSync.objects.filter(pk=es.pk).update(status_seen_at=now)
-        if source == PipelineObservation.Source.WEBHOOK:
-            _observe(es, f"CATS confirms the status “{title}” this sync set", source, delivery)
         return "our own status"
     changed = status_id != es.status_id
     # None: we made the pipeline (at the workflow's start) and never set a status since.

@@ -127,8 +127,10 @@ def webhook_register(*, account_id: int) -> str:
         webhook_id = client.create_webhook(
             events=EVENTS, target_url=receiver_url(token), secret=secret
         )
-    except CatsSyncError as exc:
+    except Exception as exc:  # recorded on the connection, tried again by the sweeper
         detail = getattr(exc, "message", None) or str(exc)
+        if not isinstance(exc, CatsSyncError):
+            log.exception("Unexpected error registering the CATS webhook of %s", account)
         CatsAccount.objects.filter(pk=account.pk).update(
             webhook_token="",
             webhook_secret_encrypted="",
