@@ -17,6 +17,7 @@ from ..models import (
     Membership,
     Sequence,
     Team,
+    TeamWebhookDelivery,
 )
 from ..scoping import scope_for
 from .base import (
@@ -35,7 +36,19 @@ class TeamAdmin(TeamScopedAdmin):
     managers_only_write = True
     list_display = ["name", "member_count", "sequence_count", "contact_count", "created_at"]
     search_fields = ["name"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["webhook_secret", "webhook_failures", "created_at", "updated_at"]
+
+    @admin.display(description="Webhook deliveries given up")
+    def webhook_failures(self, obj):
+        failed = obj.webhook_deliveries.filter(state=TeamWebhookDelivery.State.FAILED)
+        latest = failed.order_by("-updated_at").first()
+        if latest is None:
+            return "None"
+        return f"{failed.count()}; latest: {latest.last_error}"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.team_webhook_secret_ensure(team=obj)
 
     def get_queryset(self, request):
         # Subqueries, not joins: three joined reverse relations would multiply rows.

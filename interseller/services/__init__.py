@@ -57,3 +57,8 @@ from .tokens import (  # noqa: F401
     api_token_create,
     api_token_revoke,
 )
+from .webhooks import (  # noqa: F401
+    team_webhook_deliver,
+    team_webhook_secret_ensure,
+    team_webhooks_sweep,
+)

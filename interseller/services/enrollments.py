@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import Enrollment
+from .webhooks import team_webhook_stopped_queue
 
 
 @transaction.atomic
@@ -19,7 +20,7 @@ def enrollment_stop(*, enrollment_id: int, reason: str, at: datetime | None = No
     and time. Returns True when this call stopped it.
     """
     at = at or timezone.now()
-    return bool(
+    stopped = bool(
         Enrollment.objects.filter(pk=enrollment_id)
         .exclude(state=Enrollment.State.STOPPED)
         .update(
@@ -29,3 +30,7 @@ def enrollment_stop(*, enrollment_id: int, reason: str, at: datetime | None = No
             stopped_reason=reason[:300],
         )
     )
+    if stopped:
+        # The team's engine hears of it by a signed POST too, if the team set a URL.
+        team_webhook_stopped_queue(enrollment_id=enrollment_id)
+    return stopped
