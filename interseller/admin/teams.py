@@ -36,7 +36,19 @@ class TeamAdmin(TeamScopedAdmin):
     managers_only_write = True
     list_display = ["name", "member_count", "sequence_count", "contact_count", "created_at"]
     search_fields = ["name"]
-    readonly_fields = ["webhook_secret", "webhook_failures", "created_at", "updated_at"]
+    readonly_fields = ["signing_secret", "webhook_failures", "created_at", "updated_at"]
+    exclude = ["webhook_secret"]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # The engine's signing key: for the team's owners and managers only.
+        if obj is None or not scope_for(request).manages(obj.pk):
+            fields = [f for f in fields if f != "signing_secret"]
+        return fields
+
+    @admin.display(description="Webhook signing secret")
+    def signing_secret(self, obj):
+        return obj.webhook_secret or "Made when a webhook URL is saved."
 
     @admin.display(description="Webhook deliveries given up")
     def webhook_failures(self, obj):

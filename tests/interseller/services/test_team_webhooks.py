@@ -111,3 +111,16 @@ def test_setting_the_url_on_the_team_page_makes_a_secret(team_a, login):
     assert team.webhook_url == "https://engine.example.com/hooks"
     assert len(team.webhook_secret) == 64
     assert team.webhook_secret in client.get(url("team", "change", team.pk)).content.decode()
+
+
+def test_members_never_see_the_signing_secret(team_a, login):
+    Team.objects.filter(pk=team_a.team.pk).update(
+        webhook_url="https://engine.example.com/h", webhook_secret="f" * 64
+    )
+
+    as_member = login(team_a.member).get(url("team", "change", team_a.team.pk))
+    as_owner = login(team_a.owner).get(url("team", "change", team_a.team.pk))
+
+    assert as_member.status_code == as_owner.status_code == 200
+    assert "f" * 64 not in as_member.content.decode()
+    assert "f" * 64 in as_owner.content.decode()
