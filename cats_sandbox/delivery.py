@@ -28,6 +28,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "retry_delays": [0.5, 1.0, 2.0],
     # Seconds a receiver gets to answer.
     "timeout": 5.0,
+    # Hold every delivery back (queued, not sent) until set to false again: a test makes sure
+    # nothing arrives while it works in the receiver's database.
+    "paused": False,
 }
 DELIVERY_LOG_SIZE = 10_000
 
@@ -109,6 +112,7 @@ class WebhookDeliverer:
     def configure(self, **settings: Any) -> dict[str, Any]:
         with self._cond:
             self.settings.update(settings)
+            self._cond.notify_all()  # a resumed queue is due at once
             return dict(self.settings)
 
     def deliveries(self, since: int = 0) -> dict[str, Any]:
@@ -116,6 +120,7 @@ class WebhookDeliverer:
             return {
                 "deliveries": [self._public(e) for e in self._log if e["n"] > since],
                 "pending": len(self._queue) + self._in_flight,
+                "in_flight": self._in_flight,
                 "drop_next": self._drop,
             }
 
@@ -154,7 +159,10 @@ class WebhookDeliverer:
         while True:
             with self._cond:
                 while not self._closed and not self._due():
-                    wait = self._queue[0][0] - time.monotonic() if self._queue else None
+                    paused = self.settings.get("paused")
+                    wait = (
+                        self._queue[0][0] - time.monotonic() if self._queue and not paused else None
+                    )
                     self._cond.wait(wait)
                 if self._closed:
                     return
@@ -178,6 +186,8 @@ class WebhookDeliverer:
                     self._in_flight -= 1
 
     def _due(self) -> bool:
+        if self.settings.get("paused"):
+            return False
         return bool(self._queue) and self._queue[0][0] <= time.monotonic()
 
     def _send(self, delivery: Delivery) -> tuple[int | None, str | None]:

@@ -113,8 +113,10 @@ class WebhooksApi(Hal):
     def ctl_webhook_settings(self, request: Request, body: Any) -> Response:
         if request.method == "GET":
             return self._json(self.deliverer.configure())
-        if not isinstance(body, dict) or set(body) - {"retry_delays", "timeout"}:
-            raise ApiError(400, "Settings are retry_delays and timeout.")
+        if not isinstance(body, dict) or set(body) - {"retry_delays", "timeout", "paused"}:
+            raise ApiError(400, "Settings are retry_delays, timeout and paused.")
+        if not isinstance(body.get("paused", False), bool):
+            raise ApiError(400, "paused must be true or false.")
         delays = body.get("retry_delays", [])
         if not isinstance(delays, list) or any(
             isinstance(d, bool) or not isinstance(d, int | float) or d < 0 for d in delays

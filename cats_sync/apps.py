@@ -16,3 +16,9 @@ class CatsSyncConfig(AppConfig):
         core_pages.register()
         # Whether a sequence syncs, and to which job order, where people choose a sequence.
         labels.register()
+        # The receiver CATS delivers webhooks to.
+        from interseller.extensions import extend_urls
+
+        from .views import urlpatterns
+
+        extend_urls(urlpatterns)

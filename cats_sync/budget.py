@@ -89,11 +89,15 @@ def budget_view(site: CatsSite) -> BudgetView:
     return BudgetView(site.rate_limit, used, max(remaining, 0), site.rate_window_seconds)
 
 
-def budget_take(*, site_id: int, bulk: bool = False) -> int:
+def budget_take(*, site_id: int, bulk: bool = False, purpose: str = "") -> int:
     """Let one request through to the site, or raise a Wait saying when to come back.
 
-    Returns the id of the logged request (see `budget_refund`).
+    `purpose="reconcile"` is the safety net's read: bulk (never the live reserve) and at most
+    its share of the window (`reconcile_allowance`). Returns the id of the logged request
+    (see `budget_refund`).
     """
+    if purpose == RECONCILE:
+        bulk = True
     now = timezone.now()
     with transaction.atomic():
         site = CatsSite.objects.select_for_update().get(pk=site_id)
@@ -122,7 +126,33 @@ def budget_take(*, site_id: int, bulk: bool = False) -> int:
             raise BudgetSpent(
                 messages.WAIT_BUDGET.format(at=timezone.localtime(until)), until=until
             )
-        return CatsRequest.objects.create(site=site, at=now).pk
+        if purpose == RECONCILE and reconcile_allowance(site, now=now) <= 0:
+            until = now + timedelta(seconds=60)
+            raise BudgetSpent(
+                messages.WAIT_BUDGET.format(at=timezone.localtime(until)), until=until
+            )
+        return CatsRequest.objects.create(site=site, at=now, purpose=purpose).pk
+
+
+RECONCILE = "reconcile"
+
+
+def reconcile_share() -> float:
+    """The share of a site's budget the reconciliation may use (CATS_RECONCILE_SHARE)."""
+    share = float(getattr(settings, "CATS_RECONCILE_SHARE", 0.1))
+    return min(max(share, 0.0), 1.0 - BULK_RESERVE_FRACTION)
+
+
+def reconcile_per_window(site: CatsSite) -> int:
+    return int(site.rate_limit * reconcile_share())
+
+
+def reconcile_allowance(site: CatsSite, *, now: datetime | None = None) -> int:
+    """Reconciliation reads the site may still send in the current window."""
+    now = now or timezone.now()
+    start = now - timedelta(seconds=site.rate_window_seconds)
+    spent = CatsRequest.objects.filter(site=site, at__gt=start, purpose=RECONCILE).count()
+    return reconcile_per_window(site) - spent
 
 
 def _slot_frees_at(

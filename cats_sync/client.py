@@ -700,6 +700,30 @@ class CatsClient:
             self.iter_list(f"/pipelines/workflows/{workflow_id}/statuses", embedded="statuses")
         )
 
+    # ------------------------------------------------------------------ webhooks
+
+    # Reference: https://docs.catsone.com/api/v3/#webhooks-create-a-webhook
+    def create_webhook(self, *, events: list[str], target_url: str, secret: str) -> int:
+        """Register a webhook; returns its id (from Location, or the body's `id`)."""
+        response = self.request(
+            "POST",
+            "/webhooks",
+            json={"events": events, "target_url": target_url, "secret": secret},
+            idempotent=False,
+        )
+        created = self._created_id(response)
+        if created is None:
+            raise CatsError("CATS accepted the webhook but named no id.")
+        return created
+
+    # Reference: https://docs.catsone.com/api/v3/#webhooks-delete-a-webhook
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Delete a webhook; one CATS no longer has is deleted already."""
+        try:
+            self.request("DELETE", f"/webhooks/{webhook_id}")
+        except CatsNotFound:
+            return
+
     # ------------------------------------------------------------------ jobs
 
     # Reference: https://docs.catsone.com/api/v3/#jobs-list-all-jobs

@@ -9,7 +9,14 @@ from interseller.forms import TeamConsistentForm
 from interseller.models import Membership
 
 from . import crypto, messages, services
-from .models import CatsAccount, CatsCustomField, CatsJob, FieldMapping, SequenceSync
+from .models import (
+    CatsAccount,
+    CatsCustomField,
+    CatsJob,
+    CatsWorkflowStatus,
+    FieldMapping,
+    SequenceSync,
+)
 
 NO_JOB = ("", "— none —")
 SYNCING_HELP = (
@@ -54,6 +61,24 @@ def job_field(*, label: str, help_text: str = "") -> forms.TypedChoiceField:
     )
 
 
+MSG_STOP_DEFAULT = "— the first status after “Interested” (default) —"
+
+
+def stop_status_choices(site_id: int | None, current: str) -> list[tuple[str, str]]:
+    """The statuses of the site's workflows, by title (a title names the same step in each
+    workflow that has it), in workflow order."""
+    titles: list[str] = []
+    if site_id:
+        for title in CatsWorkflowStatus.objects.filter(site_id=site_id).values_list(
+            "title", flat=True
+        ):
+            if title not in titles:
+                titles.append(title)
+    if current and current not in titles:
+        titles.append(current)
+    return [("", MSG_STOP_DEFAULT), *((t, t) for t in titles)]
+
+
 class CatsAccountForm(TeamConsistentForm):
     """Connection and settings. A new key or subdomain is checked with CATS in `clean` (a
     read); the connection is saved by the admin's save_model, once the whole page is valid."""
@@ -72,9 +97,15 @@ class CatsAccountForm(TeamConsistentForm):
         "Leave blank when each sequence has its own job order.",
     )
 
+    stop_status = forms.ChoiceField(
+        label="Stop the sequence when CATS moves the candidate to",
+        required=False,
+        help_text=CatsAccount._meta.get_field("stop_status").help_text,
+    )
+
     class Meta:
         model = CatsAccount
-        fields = ["membership", "subdomain", *SYNC_SETTINGS]
+        fields = ["membership", "subdomain", *SYNC_SETTINGS, "stop_status"]
         help_texts = {
             "subdomain": "The part before .catsone.com, e.g. “acme”.",
             "sync_mode": "“Only when they reply with interest”: a contact syncs when the outreach "
@@ -86,6 +117,9 @@ class CatsAccountForm(TeamConsistentForm):
         super().__init__(*args, **kwargs)
         self.fields["default_job_id"].choices = job_choices(
             self.instance.site_id, self.instance.default_job_id
+        )
+        self.fields["stop_status"].choices = stop_status_choices(
+            self.instance.site_id, self.instance.stop_status
         )
         # What CATS said about a new key or subdomain; save_model connects with it.
         self.checked: services.CheckedKey | None = None

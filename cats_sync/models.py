@@ -59,6 +59,8 @@ class CatsRequest(models.Model):
 
     site = models.ForeignKey(CatsSite, on_delete=models.CASCADE, related_name="requests")
     at = models.DateTimeField()
+    # "reconcile" for the safety net's reads, which may use only their share of the budget.
+    purpose = models.CharField(max_length=12, blank=True)
 
     class Meta:
         indexes = [
@@ -194,12 +196,38 @@ class CatsAccount(models.Model):
         default=False,
         help_text="CATS triggers can e-mail people; they stay off unless you turn this on.",
     )
+    stop_status = models.CharField(
+        "stop the sequence when CATS moves the candidate to",
+        max_length=255,
+        blank=True,
+        help_text="A status of the job's workflow: when a recruiter moves the candidate there "
+        "(or further) in CATS, the contact's sequence stops. Blank: the first status after "
+        "“Interested” that the sync does not set itself. Placed/hired statuses and a deleted "
+        "candidate always stop it.",
+    )
+    # The CATS webhook that tells us of changes made in CATS (services/webhooks.py). Its
+    # secret is stored like the key; `webhook_token` names this registration in the receiver's
+    # URL, so deliveries for a registration we dropped answer 410 and CATS deletes it.
+    webhook_id = models.BigIntegerField(null=True, blank=True)
+    webhook_token = models.CharField(max_length=43, blank=True)
+    webhook_secret_encrypted = models.TextField(blank=True)
+    webhook_registered_at = models.DateTimeField(null=True, blank=True)
+    # Why the last registration failed (or why none is made), and when we last tried.
+    webhook_error = models.CharField(max_length=500, blank=True)
+    webhook_tried_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = "CATS connection and settings"
         verbose_name_plural = "CATS connections and settings"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["webhook_token"],
+                condition=~models.Q(webhook_token=""),
+                name="catsaccount_webhook_token_unique",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"CATS · {self.membership}"
@@ -207,6 +235,12 @@ class CatsAccount(models.Model):
     @property
     def is_connected(self) -> bool:
         return self.status == self.Status.CONNECTED and self.site_id is not None
+
+    @property
+    def webhooks_active(self) -> bool:
+        """CATS tells us of every pipeline move (our record of a status can stand in for a
+        GET; reconciliation catches what a lost delivery missed)."""
+        return self.is_connected and self.webhook_id is not None
 
 
 class FieldMapping(models.Model):
@@ -345,6 +379,18 @@ class EnrollmentSync(models.Model):
     previous_pipeline_id = models.BigIntegerField(null=True, blank=True)
     moved_at = models.DateTimeField(null=True, blank=True)
     push_moving = models.BooleanField(default=False)
+    # Every status we set on the pipeline ourselves: a webhook reporting one of these is our
+    # own write coming back, never a recruiter's move.
+    statuses_written = models.JSONField(default=list, blank=True)
+    # Reconciliation re-reads the pipelines of active enrollments, oldest check first (None:
+    # never, or a webhook said "look again").
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    # Stopped by CATS: when, why (the status, or the candidate deleted), and what told us.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_why = models.CharField(max_length=20, blank=True)
+    stopped_status_id = models.BigIntegerField(null=True, blank=True)
+    stopped_words = models.CharField(max_length=300, blank=True)
+    stopped_source = models.CharField(max_length=40, blank=True)
     # The headline of the open SyncIssue rows, kept by services.issues for cheap list pages:
     # the newest issue that stops the sync, else "Exists in CATS".
     error_code = models.CharField(max_length=20, choices=Error.choices, default="", blank=True)
@@ -360,6 +406,11 @@ class EnrollmentSync(models.Model):
             models.Index(fields=["account", "synced_at"], name="enrsync_account_synced_idx"),
             # The integration-error filter.
             models.Index(fields=["error_code"], name="enrsync_error_idx"),
+            # Reconciliation: a site's pipelines checked longest ago.
+            models.Index(fields=["site", "reconciled_at"], name="enrsync_site_reconciled_idx"),
+            # Webhooks: our enrollments on a pipeline / of a candidate.
+            models.Index(fields=["site", "pipeline_id"], name="enrsync_site_pipeline_idx"),
+            models.Index(fields=["site", "candidate_id"], name="enrsync_site_candidate_idx"),
         ]
 
     def __str__(self) -> str:
@@ -590,3 +641,72 @@ class CatsIncident(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.account}"
+
+
+class WebhookDelivery(models.Model):
+    """A signed delivery CATS sent us, stored before it is processed (the receiver answers at
+    once; a worker processes it). Its request id is kept so the same delivery is never taken
+    twice, for longer than a delivery stays fresh enough to be taken at all."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(CatsAccount, on_delete=models.CASCADE, related_name="deliveries")
+    request_id = models.CharField(max_length=100)
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # What processing did, in words ("stopped 1 enrollment", "no pipeline of ours").
+    result = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "request_id"], name="webhookdelivery_account_request_unique"
+            ),
+        ]
+        indexes = [
+            # The sweeper's "received but not processed" and the pruning of old rows.
+            models.Index(fields=["state", "received_at"], name="webhookdelivery_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} · {self.request_id}"
+
+
+class PipelineObservation(models.Model):
+    """Something CATS told us of an enrollment's pipeline (a webhook, or a reconciliation
+    read): shown on the contact's timeline, whether or not it changed anything."""
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "CATS webhook"
+        RECONCILE = "reconcile", "Reconciliation"
+
+    enrollment_sync = models.ForeignKey(
+        EnrollmentSync, on_delete=models.CASCADE, related_name="observations"
+    )
+    source = models.CharField(max_length=12, choices=Source.choices)
+    at = models.DateTimeField()
+    words = models.CharField(max_length=300)
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [
+            # An enrollment's timeline.
+            models.Index(fields=["enrollment_sync", "at"], name="pipelineobs_es_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.words

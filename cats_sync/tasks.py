@@ -76,6 +76,7 @@ def sweep(limit: int = 500) -> int:
     queue.enqueue_sites(sites)
     _close_finished_runs()
     incidents_review()
+    _webhooks_and_reconciliation()
     budget_prune()
     # Finished live work is history nobody reads after a while; runs keep theirs for progress.
     SyncTask.objects.filter(
@@ -131,3 +132,39 @@ def drain(max_rounds: int = 1000) -> int:
         tasks_execute(task_ids=due)
         ran += len(due)
     return ran
+
+
+def webhook_register(account_id: int) -> str:
+    from .services.webhooks import webhook_register as register
+
+    return register(account_id=account_id)
+
+
+def webhook_process(delivery_id: int) -> str:
+    from .services.webhooks import webhook_delivery_process
+
+    return webhook_delivery_process(delivery_id=delivery_id)
+
+
+def reconcile_site(site_id: int) -> int:
+    """Periodic: a failure is logged and the next tick (a minute on) tries again."""
+    from .services.reconcile import reconcile_site as reconcile
+
+    try:
+        return reconcile(site_id=site_id)
+    except Exception:
+        log.exception("Reconciliation of CATS site %s failed; the next tick tries again", site_id)
+        return 0
+
+
+def _webhooks_and_reconciliation() -> None:
+    """The sweeper's share of the two-way sync: register missing webhooks, process deliveries
+    whose message was lost, and one reconciliation tick per connected site."""
+    from .services.webhooks import deliveries_sweep, webhooks_ensure
+
+    webhooks_ensure()
+    deliveries_sweep()
+    from .services.reconcile import sites_to_reconcile
+
+    for site_id in sites_to_reconcile():
+        queue.enqueue_call("cats_sync.tasks.reconcile_site", site_id)

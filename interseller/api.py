@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import F, Model
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -369,3 +369,91 @@ def events_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any])
         "enrollment": _enrollment_json(enrollment),
     }
     return JsonResponse(body, status=201 if result.created else 200)
+
+
+# --- GET /api/v1/enrollments ------------------------------------------------------------------
+
+MSG_GET_ONLY = "Only GET is allowed."
+MSG_PAGE = "Must be a positive integer."
+MSG_PAGE_SIZE = "Must be an integer from 1 to {max}."
+ENROLLMENTS_PAGE_SIZE = 50
+ENROLLMENTS_MAX_PAGE_SIZE = 200
+
+
+def _stopped_json(enrollment: Enrollment) -> dict[str, Any]:
+    return {
+        **_enrollment_json(enrollment),
+        "contact_email": enrollment.contact.email,
+        "state_changed_at": enrollment.state_changed_at,
+        "stopped_at": enrollment.stopped_at,
+        "stopped_reason": enrollment.stopped_reason or None,
+    }
+
+
+def _positive_int(request: HttpRequest, name: str, default: int, maximum: int | None) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1 or (maximum is not None and value > maximum):
+        message = MSG_PAGE_SIZE.format(max=maximum) if maximum else MSG_PAGE
+        raise _error(name, message)
+    return value
+
+
+@csrf_exempt
+def enrollments_endpoint(request: HttpRequest) -> JsonResponse:
+    """The team's enrollments, filtered by `state` and `changed_since` (state changes at or
+    after an RFC 3339 time), oldest change first, paged (`page`, `page_size`). The outreach
+    engine polls `?state=stopped&changed_since=<last poll>` to learn of sequences stopped by
+    an integration (e.g. CATS)."""
+    try:
+        if request.method != "GET":
+            raise ApiError(405, {"method": [MSG_GET_ONLY]}, {"Allow": "GET"})
+        token = _authenticate(request)
+        errors: Errors = {}
+        unknown = set(request.GET) - {"state", "changed_since", "page", "page_size"}
+        for name in sorted(unknown):
+            errors[name] = [MSG_UNKNOWN_FIELD]
+        rows = Enrollment.objects.filter(sequence__team=token.team)
+        state = request.GET.get("state")
+        if state is not None:
+            if state not in Enrollment.State.values:
+                errors["state"] = [MSG_CHOICE.format(choices=", ".join(Enrollment.State.values))]
+            rows = rows.filter(state=state)
+        since_raw = request.GET.get("changed_since")
+        if since_raw is not None:
+            # A "+" left unescaped in a query string arrives as a space.
+            since = _parse_datetime(since_raw.replace(" ", "+"))
+            if since is None:
+                errors["changed_since"] = [MSG_DATETIME]
+            else:
+                rows = rows.filter(state_changed_at__gte=since)
+        if errors:
+            raise ApiError(400, errors)
+        page = _positive_int(request, "page", 1, None)
+        size = _positive_int(request, "page_size", ENROLLMENTS_PAGE_SIZE, ENROLLMENTS_MAX_PAGE_SIZE)
+        rows = rows.select_related("contact").order_by(
+            F("state_changed_at").asc(nulls_first=True), "pk"
+        )
+        chunk = list(rows[(page - 1) * size : page * size + 1])
+        more = len(chunk) > size
+        query = request.GET.copy()
+        query["page"] = str(page + 1)
+        body = {
+            "results": [_stopped_json(e) for e in chunk[:size]],
+            "page": page,
+            "page_size": size,
+            "next": request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+            if more
+            else None,
+        }
+        return JsonResponse(body)
+    except ApiError as exc:
+        response = JsonResponse({"errors": exc.errors}, status=exc.status)
+        for name, value in exc.headers.items():
+            response[name] = value
+        return response

@@ -26,6 +26,9 @@ What an extension may add (all optional):
 Beside the model pages, `extend_index(function(request) -> str)` adds a box of read-only HTML
 at the top of the admin's index page (a summary of the integration's health, say).
 
+Outside the admin, `extend_urls(function() -> list[URLPattern])` adds pages of the
+integration's own to the site's URLs (a receiver for its outside system's callbacks, say).
+
 Where a person picks a sequence ("Add to sequence…"), each choice reads as its title and owner
 and what integrations say of it: `extend_sequence_labels(function(sequence) -> str, prepare=...)`
 registers a short text ("" says nothing), with an optional `prepare(queryset) -> queryset`
@@ -124,3 +127,17 @@ def sequence_choices(queryset: QuerySet) -> QuerySet:
 
 def sequence_labels(sequence: Model) -> list[str]:
     return [text for label, _ in _sequence_labels if (text := label(sequence))]
+
+
+_url_sources: list[Callable[[], list]] = []
+
+
+def extend_urls(source: Callable[[], list]) -> None:
+    """Add URL patterns outside the admin (call from AppConfig.ready(); calling twice is
+    harmless). They are read when the URLconf is first loaded, after every app is ready."""
+    if source not in _url_sources:
+        _url_sources.append(source)
+
+
+def extension_urls() -> list:
+    return [pattern for source in _url_sources for pattern in source()]

@@ -14,6 +14,18 @@ from .formats import datetime_text
 
 class Team(models.Model):
     name = models.CharField(max_length=200)
+    # Where the team's outreach engine hears of enrollments stopped by an integration (signed
+    # POSTs, see services/webhooks.py); blank: it polls GET /api/v1/enrollments instead.
+    webhook_url = models.URLField(
+        "webhook URL",
+        max_length=500,
+        blank=True,
+        help_text="We POST “enrollment.stopped” here, signed with the secret below, when an "
+        "integration stops a contact's sequence. Leave blank to poll the API instead.",
+    )
+    # The signing key; the team's engine needs it to check signatures, so it is shown to
+    # owners and managers (it signs, it does not authenticate anything we receive).
+    webhook_secret = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -151,6 +163,9 @@ class Enrollment(models.Model):
         REPLIED = "replied", "Replied"
         BOUNCED = "bounced", "Bounced"
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        # Stopped from outside the outreach engine (an integration: a recruiter moved the
+        # candidate on in the ATS). Terminal: nothing moves it back to active.
+        STOPPED = "stopped", "Stopped"
 
     class Sentiment(models.TextChoices):
         NONE = "", "—"
@@ -174,6 +189,13 @@ class Enrollment(models.Model):
     sentiment = models.CharField(
         "reply sentiment", max_length=16, choices=Sentiment.choices, default="", blank=True
     )
+    # When `state` last changed (the outreach engine polls changes since a time); None: never
+    # since it was added.
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    # Why and when the enrollment was stopped (state "stopped"), in words the engine and a
+    # recruiter read; set by whoever stopped it through `enrollment_stop`.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stopped_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-added_at"]
@@ -185,6 +207,8 @@ class Enrollment(models.Model):
         indexes = [
             # Enrollment inline and changelist of a sequence, newest first.
             models.Index(fields=["sequence", "-added_at"], name="enrollment_seq_added_idx"),
+            # GET /api/v1/enrollments?state=...&changed_since=...
+            models.Index(fields=["state", "state_changed_at"], name="enrollment_state_changed_idx"),
         ]
 
     def __str__(self) -> str:
@@ -315,3 +339,41 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.get_state_display().lower()})"
+
+
+class TeamWebhookDelivery(models.Model):
+    """One signed POST to a team's webhook URL, kept until it is answered with a 2xx (or given
+    up on, with the reason shown on the team's page). Its body and request id never change
+    across retries, so the receiver can tell a retry from a new event."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Delivered"
+        FAILED = "failed", "Given up"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=40)
+    request_id = models.CharField(max_length=32)
+    body = models.TextField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField()
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "event"], name="teamwebhookdelivery_enrollment_event_unique"
+            ),
+        ]
+        indexes = [
+            # The sweeper's "pending and due".
+            models.Index(fields=["state", "not_before"], name="teamwebhookdelivery_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} · enrollment {self.enrollment_id} · {self.state}"

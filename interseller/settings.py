@@ -298,6 +298,11 @@ CATS_READ_TIMEOUT = env.float("CATS_READ_TIMEOUT", default=15.0)
 # base up to the cap (seconds); see cats_sync/budget.py.
 CATS_OUTAGE_BACKOFF_BASE = env.float("CATS_OUTAGE_BACKOFF_BASE", default=5.0)
 CATS_OUTAGE_BACKOFF_CAP = env.float("CATS_OUTAGE_BACKOFF_CAP", default=60.0)
+# Share of a CATS site's request budget the reconciliation (re-reading pipelines of active
+# contacts, in case a webhook was lost) may use; it never touches the live reserve.
+CATS_RECONCILE_SHARE = env.float("CATS_RECONCILE_SHARE", default=0.1)
+# A CATS webhook delivery dated longer ago than this (seconds) is refused as stale.
+CATS_WEBHOOK_MAX_AGE = env.int("CATS_WEBHOOK_MAX_AGE", default=900)
 
 # Spreadsheet import limits, and the size above which an import runs as a background job.
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)

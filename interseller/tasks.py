@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from . import imports
+from . import imports, services
 
 
 def import_job_run(job_id: int) -> str:
     job = imports.import_job_run(job_id=job_id)
     return "nothing to do" if job is None else job.state
+
+
+def team_webhook_deliver(delivery_id: int) -> str:
+    return services.team_webhook_deliver(delivery_id=delivery_id)
+
+
+def team_webhooks_sweep() -> int:
+    return services.team_webhooks_sweep()

@@ -4,7 +4,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from . import api
+from . import api, extensions
 
 
 def favicon(request):
@@ -19,4 +19,7 @@ urlpatterns = [
     path("auth/", include("social_django.urls", namespace="social")),
     path("api/v1/contacts", api.contacts_endpoint, name="api-contacts"),
     path("api/v1/events", api.events_endpoint, name="api-events"),
+    path("api/v1/enrollments", api.enrollments_endpoint, name="api-enrollments"),
+    # Integrations' own pages (e.g. cats_sync's webhook receiver), registered in ready().
+    *extensions.extension_urls(),
 ]

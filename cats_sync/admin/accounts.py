@@ -156,15 +156,23 @@ class CatsAccountAdmin(TeamScopedAdmin):
         connection = ["membership", "subdomain", "api_key"]
         if obj is not None:
             connection = ["membership", "connection_hint", "masked_key", "subdomain", "api_key"]
+        stops = ["stop_status"]
+        if obj is not None:
+            stops.append("webhook_hint")
         return [
             ("Connection", {"fields": connection}),
             ("Sync settings", {"fields": list(SYNC_SETTINGS)}),
+            ("When CATS moves a candidate", {"fields": stops}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["membership", "connection_hint", "masked_key"]
+        return ["membership", "connection_hint", "masked_key", "webhook_hint"]
+
+    @admin.display(description="How we hear of it")
+    def webhook_hint(self, obj):
+        return services.webhook_words(obj)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "membership":

@@ -13,6 +13,7 @@ from interseller.admin.base import (
 from .. import services
 from ..models import (
     SyncTask,
+    WebhookDelivery,
 )
 
 
@@ -61,3 +62,30 @@ class SyncTaskAdmin(ReadOnlyAdmin, EnrollmentColumns, TeamScopedAdmin):
         )
         retried = services.sync_retry(enrollment_ids=enrollment_ids)
         self.message_user(request, f"{retried} failed task(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin, TeamScopedAdmin):
+    """What CATS told us, and what it did: a delivery that could not be processed says why
+    (reconciliation reads the pipeline again whatever happened)."""
+
+    scope_team_path = "account__membership__team"
+    scope_owner_paths = ("account__membership",)
+    ordering = ["-received_at"]
+    list_display = ["event", "account", "received_at", "sent_at", "state", "attempts", "result"]
+    list_filter = ["state", "event"]
+    list_select_related = ["account__membership__user", "account__membership__team"]
+    search_fields = ["request_id", "result"]
+    show_full_result_count = False
+    fields = [
+        "account",
+        "event",
+        "request_id",
+        "sent_at",
+        "received_at",
+        "state",
+        "attempts",
+        "result",
+        "payload",
+    ]
+    readonly_fields = fields

@@ -9,7 +9,7 @@ from django.utils import timezone
 from .. import messages
 from ..client import CatsNotFound, CatsRejected
 from ..errors import NeedsPerson, Wait
-from ..models import CatsJob, CatsWorkflowStatus, EnrollmentSync, SyncIssue
+from ..models import CatsJob, CatsWorkflowStatus, EnrollmentSync, SyncIssue, WebhookDelivery
 from ..services.issues import issue_clear
 from ..services.metadata import workflows_recheck_due, workflows_refresh
 from .candidates import candidate_forget
@@ -115,6 +115,7 @@ def status_advance(ctx: StepContext, title: str) -> None:
         if current is not None and current.position >= target.position:
             issue_clear(enrollment_sync_id=es.pk, step=SyncIssue.Step.STATUS, key=title)
             return
+    _status_written(es, target.cats_id)
     try:
         client.change_pipeline_status(
             es.pipeline_id,
@@ -154,9 +155,31 @@ def status_record_fresh(ctx: StepContext) -> bool:
     es = ctx.es
     if es.status_seen_at is None:
         return False
-    if getattr(ctx.account, "webhooks_active", False):
+    if _deliveries_waiting(ctx.account):
+        return False
+    if ctx.account.webhooks_active:
+        # Every move CATS told us of is processed (a lost one is reconciliation's to catch).
         return True
     return es.status_seen_at > timezone.now() - STATUS_TRUST
+
+
+def _deliveries_waiting(account) -> bool:
+    """A webhook delivery not processed yet may be the recruiter's move we are about to
+    undo: read the pipeline instead of trusting our record."""
+    return WebhookDelivery.objects.filter(
+        account=account,
+        state__in=[WebhookDelivery.State.RECEIVED, WebhookDelivery.State.PROCESSING],
+    ).exists()
+
+
+def _status_written(es: EnrollmentSync, status_id: int) -> None:
+    """Remember a status we set (before sending it: its webhook may come back at once), so
+    that CATS telling us of it is never taken for a recruiter's move."""
+    written = list(es.statuses_written or [])
+    if status_id not in written:
+        written.append(status_id)
+        es.statuses_written = written
+        EnrollmentSync.objects.filter(pk=es.pk).update(statuses_written=written)
 
 
 def _status_seen(es: EnrollmentSync, status_id: int | None) -> None:

@@ -110,9 +110,12 @@ def event_process(ctx: StepContext) -> str:
             return Outcome.DEFERRED  # the sync backfills it
     ctx.es = locked
     event, account = ctx.task.event, ctx.account
+    if locked.stopped_why == "candidate_deleted":
+        return Outcome.DONE  # nothing in CATS to log it on
     if account.activity_tracking:
         _collect(ctx, activity_write, event)
-    if account.status_sync and locked.pipeline_id:
+    # Stopped by CATS: the event is still logged, but the pipeline is the recruiter's now.
+    if account.status_sync and locked.pipeline_id and locked.stopped_at is None:
         for title in statuses_for(event):
             _collect(ctx, status_advance, title)
     fields_update(ctx)

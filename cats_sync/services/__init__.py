@@ -11,7 +11,10 @@
 - sequences: a sequence changing owner (and CATS site);
 - status: where a contact stands with CATS, in words, and its timeline (reads only);
 - health: the health page's answer, scoped (reads only);
-- incidents: what is emailed to a connection's owner, once per incident.
+- incidents: what is emailed to a connection's owner, once per incident;
+- webhooks: registering our CATS webhook, receiving and processing its deliveries;
+- stops: what a recruiter's move or deletion in CATS means (the enrollment stops);
+- reconcile: the safety net re-reading active pipelines within a share of the budget.
 
 The names below are the public API; admin, forms and tests use them from here.
 """
@@ -52,6 +55,7 @@ from .outbox import (
     task_create,
 )
 from .push import PushPlan, push_finish_at, push_plan, push_start
+from .reconcile import reconcile_bound, reconcile_site
 from .resync import (
     ResyncPlan,
     RunProgress,
@@ -66,8 +70,14 @@ from .resync import (
 )
 from .sequences import sequence_owner_changed
 from .status import CatsState, Panel, candidate_url, enrollment_panel, enrollment_states
+from .webhooks import webhook_register, webhook_unregister, webhook_words
 
 __all__ = [
+    "webhook_words",
+    "webhook_register",
+    "webhook_unregister",
+    "reconcile_site",
+    "reconcile_bound",
     "Health",
     "health_for",
     "incident_close",

@@ -13,7 +13,14 @@ from interseller.models import Membership
 from .. import messages
 from ..models import CatsAccount, FieldMapping
 
-CLONED_FIELDS = ("sync_mode", "deduplication", "activity_tracking", "status_sync", "fire_triggers")
+CLONED_FIELDS = (
+    "sync_mode",
+    "deduplication",
+    "activity_tracking",
+    "status_sync",
+    "fire_triggers",
+    "stop_status",
+)
 
 
 @dataclass(frozen=True)

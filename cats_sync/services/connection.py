@@ -31,6 +31,15 @@ from ..models import (
 from .incidents import incident_close, incident_open
 from .issues import issues_clear_for_account
 
+# Kept by the sync, never by the settings page: a reconnect carries them over.
+WEBHOOK_FIELDS = (
+    "webhook_id",
+    "webhook_token",
+    "webhook_secret_encrypted",
+    "webhook_registered_at",
+    "webhook_error",
+    "webhook_tried_at",
+)
 SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -43,16 +52,17 @@ class SiteGate(RequestGate):
     `heartbeat` runs before each request (the engine refreshes its task's lease there).
     """
 
-    def __init__(self, site_id: int, *, bulk: bool, heartbeat=None) -> None:
+    def __init__(self, site_id: int, *, bulk: bool, heartbeat=None, purpose: str = "") -> None:
         self.site_id = site_id
         self.bulk = bulk
+        self.purpose = purpose
         self.heartbeat = heartbeat
         self.request_id: int | None = None
 
     def before(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat()
-        self.request_id = budget_take(site_id=self.site_id, bulk=self.bulk)
+        self.request_id = budget_take(site_id=self.site_id, bulk=self.bulk, purpose=self.purpose)
 
     def answered(self, answer: Answer) -> None:
         if answer.status == 429:
@@ -74,7 +84,12 @@ class SiteGate(RequestGate):
 
 
 def cats_client_for(
-    account: CatsAccount, *, bulk: bool = False, budget: bool = True, heartbeat=None
+    account: CatsAccount,
+    *,
+    bulk: bool = False,
+    budget: bool = True,
+    heartbeat=None,
+    purpose: str = "",
 ) -> CatsClient:
     """A client on the account's key whose requests pass the site's gate (budget, outages).
 
@@ -83,7 +98,7 @@ def cats_client_for(
     api_key = crypto.decrypt(account.api_key_encrypted)
     gate = None
     if budget and account.site_id:
-        gate = SiteGate(account.site_id, bulk=bulk, heartbeat=heartbeat)
+        gate = SiteGate(account.site_id, bulk=bulk, heartbeat=heartbeat, purpose=purpose)
     return CatsClient(
         api_key,
         timeout=(settings.CATS_CONNECT_TIMEOUT, settings.CATS_READ_TIMEOUT),
@@ -184,6 +199,8 @@ def cats_connect(
     elif existing is not None:
         account.pk = existing.pk
         account.created_at = existing.created_at
+        for name in WEBHOOK_FIELDS:
+            setattr(account, name, getattr(existing, name))
     previous_site_id = existing.site_id if existing is not None else None
     account.membership = membership
     account.subdomain = checked.subdomain
@@ -195,6 +212,10 @@ def cats_connect(
     notice = ""
     if previous_site_id is not None and previous_site_id != site.pk:
         notice = _forget_other_site(account, site)
+        # The webhook lives on the old site: its deliveries answer 410 from now on.
+        account.webhook_id = None
+        account.webhook_token = account.webhook_secret_encrypted = account.webhook_error = ""
+        account.webhook_registered_at = None
     account.save()
     Membership.objects.filter(pk=membership.pk).update(integration=Membership.Integration.CATS)
     membership.integration = Membership.Integration.CATS
@@ -204,6 +225,11 @@ def cats_connect(
         account=account,
         kinds=[CatsIncident.Kind.KEY_REFUSED, CatsIncident.Kind.KEY_UNREADABLE],
     )
+    if account.webhook_id is None:
+        # A worker registers it once this commits; a failure is recorded, never raised here.
+        from .webhooks import webhook_register_on_commit
+
+        webhook_register_on_commit(account=account)
     return Connected(account, notice)
 
 
@@ -220,7 +246,13 @@ def _forget_other_site(account: CatsAccount, site: CatsSite) -> str:
 
 @transaction.atomic
 def cats_disconnect(*, account: CatsAccount) -> int:
-    """Stop syncing; queued work is paused, not dropped. Returns how many tasks wait."""
+    """Stop syncing; queued work is paused, not dropped. Returns how many tasks wait.
+
+    The webhook is deleted in CATS first, while the key still works (a failure only logged:
+    its next delivery answers 410, which deletes it)."""
+    from .webhooks import webhook_unregister
+
+    webhook_unregister(account=account)
     account.status = CatsAccount.Status.DISCONNECTED
     account.status_message = messages.MSG_DISCONNECTED
     account.api_key_encrypted = ""

@@ -27,7 +27,9 @@ from ..models import (
     SyncIssue,
     SyncTask,
 )
+from .reconcile import Bound, reconcile_bound
 from .resync import REQUESTS_PER_CONTACT, resync_counts
+from .webhooks import webhook_words
 
 # What a waiting contact waits for, per sync mode that waits (the health page's words).
 WAITS_FOR = {
@@ -59,6 +61,9 @@ class ConnectionRow:
     # Not synced because the sync mode waits for a reply (or an interested one), and why.
     waiting: int = 0
     waiting_for: str = ""
+    # How the connection hears of changes made in CATS (webhook, or reconciliation only).
+    webhook: str = ""
+    webhook_ok: bool = True
 
     @property
     def mode(self) -> str:
@@ -87,6 +92,7 @@ class SiteRow:
     drains_at: datetime | None
     buckets: list[int] = field(default_factory=list)
     in_outage: bool = False
+    reconcile: Bound | None = None
 
     @property
     def chart_max(self) -> int:
@@ -186,6 +192,8 @@ def _connections(memberships, accounts) -> list[ConnectionRow]:
                 pending=counts.get((account.pk, SyncTask.State.PENDING), 0),
                 paused=counts.get((account.pk, SyncTask.State.PAUSED), 0),
                 failed=counts.get((account.pk, SyncTask.State.FAILED), 0),
+                webhook=webhook_words(account),
+                webhook_ok=account.webhook_id is not None or not account.is_connected,
             )
         )
     return rows
@@ -273,6 +281,7 @@ def _sites(accounts) -> list[SiteRow]:
                 drains_at=drains_at,
                 buckets=buckets,
                 in_outage=bool(site.outage_until and site.outage_until > now),
+                reconcile=reconcile_bound(site),
             )
         )
     return sorted(rows, key=lambda r: r.site.subdomain)

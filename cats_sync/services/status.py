@@ -23,6 +23,7 @@ from ..models import (
     CatsJob,
     CatsWorkflowStatus,
     EnrollmentSync,
+    PipelineObservation,
     SyncIssue,
     SyncTask,
 )
@@ -80,6 +81,9 @@ def state_of(
         problem = es.error_message
     elif failed is not None:
         problem = failed.last_error
+    if es is not None and es.stopped_at is not None:
+        # The words say what CATS did ("Stopped by CATS: moved to “Submitted” in CATS").
+        return CatsState(es.stopped_words or "Stopped by CATS", "stopped", es.stopped_at)
     if problem and open_task is None:
         since = es.error_at if es is not None and es.error_at else None
         words = State.FAILED.format(message=problem)
@@ -249,6 +253,10 @@ def enrollment_panel(enrollment: Enrollment) -> Panel:
             if es.push_moving:
                 words += " (not finished yet)"
             timeline.append(Moment(es.moved_at, words, "busy" if es.push_moving else "ok"))
+        for seen in PipelineObservation.objects.filter(enrollment_sync=es):
+            source = "reconciliation" if seen.source == seen.Source.RECONCILE else "webhook"
+            tone = "failed" if seen.words.startswith("Stopped by CATS") else ""
+            timeline.append(Moment(seen.at, f"{seen.words} (told by CATS: {source})", tone))
         link = CandidateLink.objects.filter(
             site_id=es.site_id, email=enrollment.contact.email
         ).first()

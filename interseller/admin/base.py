@@ -27,6 +27,8 @@ from ..scoping import Scope, scope_for, scoped_queryset
 
 def team_id_of(obj: Model, path: str) -> int | None:
     """Follow a `a__b__team` path to the team's id without loading the team."""
+    if path == "id":
+        return obj.pk  # the object is a team (TeamAdmin's path)
     *hops, last = path.split("__")
     for hop in hops:
         obj = getattr(obj, hop, None)

@@ -264,6 +264,9 @@ class EnrollmentAdmin(ExtensibleAdmin, TeamScopedAdmin):
         "last_messaged_at",
         "responded_at",
         "sentiment",
+        # Set by whoever stopped it (an integration): why, in words, and when.
+        "stopped_reason",
+        "stopped_at",
     ]
 
     def get_fields(self, request, obj=None):

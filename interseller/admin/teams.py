@@ -17,6 +17,7 @@ from ..models import (
     Membership,
     Sequence,
     Team,
+    TeamWebhookDelivery,
 )
 from ..scoping import scope_for
 from .base import (
@@ -35,7 +36,31 @@ class TeamAdmin(TeamScopedAdmin):
     managers_only_write = True
     list_display = ["name", "member_count", "sequence_count", "contact_count", "created_at"]
     search_fields = ["name"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["signing_secret", "webhook_failures", "created_at", "updated_at"]
+    exclude = ["webhook_secret"]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # The engine's signing key: for the team's owners and managers only.
+        if obj is None or not scope_for(request).manages(obj.pk):
+            fields = [f for f in fields if f != "signing_secret"]
+        return fields
+
+    @admin.display(description="Webhook signing secret")
+    def signing_secret(self, obj):
+        return obj.webhook_secret or "Made when a webhook URL is saved."
+
+    @admin.display(description="Webhook deliveries given up")
+    def webhook_failures(self, obj):
+        failed = obj.webhook_deliveries.filter(state=TeamWebhookDelivery.State.FAILED)
+        latest = failed.order_by("-updated_at").first()
+        if latest is None:
+            return "None"
+        return f"{failed.count()}; latest: {latest.last_error}"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.team_webhook_secret_ensure(team=obj)
 
     def get_queryset(self, request):
         # Subqueries, not joins: three joined reverse relations would multiply rows.

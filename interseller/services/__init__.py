@@ -13,6 +13,7 @@ from .contacts import (  # noqa: F401
     email_validate,
     normalize_email,
 )
+from .enrollments import enrollment_stop  # noqa: F401
 from .events import (  # noqa: F401
     EVENT_DATE_WINDOW,
     MSG_EVENT_DATE_WINDOW,
@@ -55,4 +56,9 @@ from .tokens import (  # noqa: F401
     api_token_authenticate,
     api_token_create,
     api_token_revoke,
+)
+from .webhooks import (  # noqa: F401
+    team_webhook_deliver,
+    team_webhook_secret_ensure,
+    team_webhooks_sweep,
 )

@@ -35,8 +35,15 @@ _STATES = {
         # A reply ends an active sequence; bounce/unsubscribe are terminal and stay.
         (Enrollment.State.ACTIVE, Enrollment.State.FINISHED),
     ),
-    EmailEvent.Kind.BOUNCED: (Enrollment.State.BOUNCED, None),
-    EmailEvent.Kind.UNSUBSCRIBED: (Enrollment.State.UNSUBSCRIBED, None),
+    # A stopped enrollment stays stopped (the times above still record the bounce).
+    EmailEvent.Kind.BOUNCED: (
+        Enrollment.State.BOUNCED,
+        tuple(s for s in Enrollment.State if s != Enrollment.State.STOPPED),
+    ),
+    EmailEvent.Kind.UNSUBSCRIBED: (
+        Enrollment.State.UNSUBSCRIBED,
+        tuple(s for s in Enrollment.State if s != Enrollment.State.STOPPED),
+    ),
 }
 
 
@@ -53,7 +60,8 @@ def _apply_event(enrollment: Enrollment, event: EmailEvent) -> list[str]:
         state, from_states = _STATES[event.kind]
         if enrollment.state != state and (from_states is None or enrollment.state in from_states):
             enrollment.state = state
-            changed.append("state")
+            enrollment.state_changed_at = timezone.now()
+            changed += ["state", "state_changed_at"]
     if event.sentiment and enrollment.sentiment != event.sentiment:
         enrollment.sentiment = event.sentiment
         changed.append("sentiment")

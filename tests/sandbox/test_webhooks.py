@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 from datetime import datetime
 
@@ -247,3 +248,35 @@ def test_reset_forgets_pending_deliveries(cats_sandbox, api, receiver):
     assert len(receiver.received) == 1
     assert cats_sandbox.wait_for_deliveries() == []
     assert cats_sandbox.webhook_settings()["retry_delays"] == [0.5, 1.0, 2.0]
+
+
+def test_paused_deliveries_wait_and_go_out_once_resumed(cats_sandbox, api, receiver):
+    register(api, receiver, "candidate.created")
+    cats_sandbox.webhook_settings(paused=True)
+
+    api.new_candidate("held@example.com")
+    time.sleep(0.2)
+
+    assert receiver.received == []
+    assert cats_sandbox._call("GET", "/webhooks/deliveries")["pending"] == 1
+    cats_sandbox.webhook_settings(paused=False)
+    assert [a["status"] for a in cats_sandbox.wait_for_deliveries()] == [200]
+    assert receiver.payloads()[0]["_embedded"]["candidate"]["emails"]["primary"] == (
+        "held@example.com"
+    )
+
+
+def test_deliveries_held_waits_for_one_in_flight(cats_sandbox, api, receiver):
+    register(api, receiver, "candidate.created")
+    receiver.hold.clear()
+    api.new_candidate("first@example.com")
+    receiver.wait_for(1)  # on its way, waiting on the receiver
+    threading.Timer(0.2, receiver.hold.set).start()
+
+    with cats_sandbox.deliveries_held():
+        assert cats_sandbox._call("GET", "/webhooks/deliveries")["in_flight"] == 0
+        api.new_candidate("second@example.com")
+        time.sleep(0.1)
+        assert len(receiver.received) == 1
+
+    assert [a["status"] for a in cats_sandbox.wait_for_deliveries()] == [200, 200]

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -197,6 +198,21 @@ class SandboxHelper:
     def webhook_settings(self, **settings: Any) -> dict[str, Any]:
         """E.g. retry_delays=[0.01, 0.01] (seconds before each retry), timeout=1."""
         return self._call("PATCH", "/webhooks/settings", settings)
+
+    @contextmanager
+    def deliveries_held(self, timeout: float = 10) -> Iterator[None]:
+        """Nothing is delivered inside the block (deliveries queue up, and one already on its
+        way has arrived before the block starts); they go out after it."""
+        self.webhook_settings(paused=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while self._call("GET", "/webhooks/deliveries")["in_flight"]:
+                if time.monotonic() > deadline:
+                    raise AssertionError("a webhook delivery is still in flight")
+                time.sleep(0.02)
+            yield
+        finally:
+            self.webhook_settings(paused=False)
 
     def replay_delivery(self, n: int) -> dict[str, Any]:
         return self._call("POST", f"/webhooks/deliveries/{n}/replay")

@@ -10,7 +10,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cats_sync import services as cats
-from cats_sync.models import CatsAccount, CatsJob, EnrollmentSync, ResyncRun, SyncTask
+from cats_sync.models import (
+    CatsAccount,
+    CatsJob,
+    EnrollmentSync,
+    ResyncRun,
+    SyncTask,
+    WebhookDelivery,
+)
 from interseller import services
 from interseller.models import Contact, Enrollment
 from tests.factories import ContactFactory, MembershipFactory, SequenceFactory
@@ -43,13 +50,24 @@ def run_world(team_a, team_b, resync_world, site, login):
         team=team_b.team,
         description="b run",
     )
+
+    def delivery(account, request_id):
+        return WebhookDelivery.objects.create(
+            account=account,
+            request_id=request_id,
+            event="pipeline.status_changed",
+            payload={"event": "pipeline.status_changed", "pipeline_id": 1},
+        )
+
     return {
         "a": {
+            "webhookdelivery": delivery(resync_world["account"], "a-1"),
             "catsaccount": resync_world["account"],
             "resyncrun": ResyncRun.objects.filter(team=team_a.team).get(),
             "synctask": SyncTask.objects.filter(account=resync_world["account"]).first(),
         },
         "b": {
+            "webhookdelivery": delivery(theirs, "b-1"),
             "catsaccount": theirs,
             "resyncrun": run_b,
             "synctask": SyncTask.objects.filter(account=theirs).first(),
@@ -57,7 +75,7 @@ def run_world(team_a, team_b, resync_world, site, login):
     }
 
 
-@pytest.mark.parametrize("model", ["catsaccount", "resyncrun", "synctask"])
+@pytest.mark.parametrize("model", ["catsaccount", "resyncrun", "synctask", "webhookdelivery"])
 def test_new_admins_render_for_an_owner_and_hide_other_teams(team_a, run_world, login, model):
     client = login(team_a.owner)
     assert client.get(cats_url(model)).status_code == 200

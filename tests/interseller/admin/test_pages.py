@@ -248,3 +248,14 @@ def test_an_add_page_preselects_the_team_only_when_there_is_one_to_choose(world,
     )
     form = client.get(url(model, "add")).context["adminform"].form
     assert "team" not in form.initial
+
+
+def test_a_stopped_enrollment_shows_why_and_when(team_a, sequence_a, login):
+    contact = ContactFactory(team=team_a.team, owner=team_a.member, email="s@example.com")
+    enrollment = services.contact_add_to_sequence(contact=contact, sequence=sequence_a).enrollment
+    services.enrollment_stop(enrollment_id=enrollment.pk, reason="Moved to “Submitted” in CATS")
+
+    html = login(team_a.owner).get(url("enrollment", "change", enrollment.pk)).content.decode()
+
+    assert "Moved to “Submitted” in CATS" in html
+    assert '<option value="stopped" selected>Stopped</option>' in html
