@@ -86,6 +86,9 @@ BLOCK_PUSH_JOB_CLOSED = "the new job order “{job}” is closed in CATS"
 BLOCK_PUSH_WORKFLOW_UNKNOWN = (
     "the statuses of job order “{job}” are not known yet: refresh job orders and workflows"
 )
+PUSH_NOTE_STOPPED_STAYS = (
+    "stopped by CATS (a recruiter moved it): stays on its job order; mapped values are still sent"
+)
 PUSH_NOTE_OLD_KEPT = "stays on its old job order too (not asked to remove it)"
 PUSH_NOTE_OLD_KEPT_IN_USE = (
     "old job order kept: another of your sequences still has the contact on it"

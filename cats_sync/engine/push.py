@@ -40,7 +40,8 @@ def push_changes(ctx: StepContext) -> str:
     enrollment = ctx.task.enrollment
     holds_before = _holds(es, enrollment.contact.email)
     moved = False
-    if not es.push_moving:
+    # Stopped by CATS: a recruiter has taken the candidate over, their pipeline stays.
+    if not es.push_moving and not es.stopped_at:
         sequence_job = (
             SequenceSync.objects.filter(sequence_id=enrollment.sequence_id)
             .values_list("job_id", flat=True)

@@ -261,6 +261,10 @@ def _plan_line(plan: PushPlan, world: _World, enrollment: Enrollment) -> None:
         account=account,
         current=es.job_id,
     )
+    if es.stopped_at and not es.push_moving and target and target != es.job_id:
+        # A recruiter has taken this candidate over in CATS: their pipeline is not ours to move.
+        plan._add(plan.notes, messages.PUSH_NOTE_STOPPED_STAYS)
+        target = es.job_id
     if es.push_moving or (target and target != es.job_id):
         moving = True
         target = es.job_id if es.push_moving else target

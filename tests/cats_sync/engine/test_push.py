@@ -319,3 +319,19 @@ def test_a_big_push_is_planned_by_a_worker_in_chunks(team_a, site, seq, cats_san
     assert log.count() == plan.requests
     run.refresh_from_db()
     assert run.state == ResyncRun.State.DONE
+
+
+def test_a_contact_stopped_by_cats_keeps_its_job_order(team_a, site, seq, cats_sandbox):
+    """A recruiter took the candidate over in CATS: a push never moves their pipeline."""
+    account, contacts = synced_world(team_a, site, seq, n=2, messaged=0)
+    stopped, moving = contacts
+    EnrollmentSync.objects.filter(enrollment__contact=stopped).update(stopped_at=T0)
+    sequence_sync(seq, job_id=site.jobs[DESIGNER])
+    plan = cats.push_plan(enrollments=Enrollment.objects.filter(sequence=seq))
+    assert plan.notes[msg.PUSH_NOTE_STOPPED_STAYS] == 1
+    log = Requests(cats_sandbox, site)
+    push(team_a, Enrollment.objects.filter(sequence=seq), remove_old=False)
+    drain()
+    assert log.count() == plan.requests
+    assert EnrollmentSync.objects.get(enrollment__contact=stopped).job_id == site.jobs[SENIOR]
+    assert EnrollmentSync.objects.get(enrollment__contact=moving).job_id == site.jobs[DESIGNER]
