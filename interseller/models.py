@@ -256,7 +256,8 @@ class ApiToken(models.Model):
 
 
 class ImportJob(models.Model):
-    """A confirmed contact import too big to run inside the request, run by a worker.
+    """A confirmed contact import too big to run inside the request, run by workers in
+    chunks (interseller/imports/jobs.py), resumable after a worker's death.
 
     The uploaded file is kept in the row (files are at most a few MB) so any worker on any
     machine can read it; it is emptied once the job has run.
@@ -295,6 +296,15 @@ class ImportJob(models.Model):
     added_to_sequence = models.PositiveIntegerField(default=0)
     already_in_sequence = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Resuming: the file was checked whole; the rows up to this row number of the file are
+    # written (each chunk commits with it and the counts above).
+    checked = models.BooleanField(default=False)
+    next_row = models.PositiveIntegerField(default=0)
+    # The run working on it: refreshed at every chunk; a stale one lost its worker.
+    claim_token = models.CharField(max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Times the sweeper resumed it after its worker stopped (it gives up after a few).
+    recoveries = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -311,6 +321,8 @@ class ImportJob(models.Model):
         indexes = [
             # The import changelist of one team, newest first.
             models.Index(fields=["team", "-created_at"], name="importjob_team_created_idx"),
+            # The sweeper's "running or queued, heard of when?".
+            models.Index(fields=["state", "heartbeat_at"], name="importjob_state_beat_idx"),
         ]
 
     def __str__(self) -> str:

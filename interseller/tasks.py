@@ -8,3 +8,9 @@ from . import imports
 def import_job_run(job_id: int) -> str:
     job = imports.import_job_run(job_id=job_id)
     return "nothing to do" if job is None else job.state
+
+
+def import_jobs_sweep() -> dict[str, int]:
+    """Scheduled every minute (migration 0006): no import job is left running or queued
+    when its worker or its message was lost."""
+    return imports.import_jobs_sweep()

@@ -153,6 +153,48 @@ def on_contact_added(*, enrollment: Enrollment, bulk: bool = False) -> None:
         )
 
 
+def on_contacts_added(*, enrollments: list[Enrollment], sequence: Sequence) -> None:
+    """Many contacts were added to a sequence at once (an import): what on_contact_added does
+    for each, as bulk work, in three queries however many they are (the sequence's settings,
+    the sync rows, the tasks), and one wake of the owner's site once they commit."""
+    if not enrollments:
+        return
+    enabled, job_id, account = _sequence_settings(sequence)
+    if job_id is None and account is not None:
+        job_id = account.default_job_id
+    EnrollmentSync.objects.bulk_create(
+        EnrollmentSync(enrollment=e, account=account, sync_enabled=enabled, job_id=job_id)
+        for e in enrollments
+    )
+    if account is None:
+        return
+    if enabled and account.sync_mode == CatsAccount.SyncMode.ON_ADD:
+        kind = SyncTask.Kind.SYNC
+    elif account.deduplication:
+        kind = SyncTask.Kind.DEDUP
+    else:
+        return
+    state = SyncTask.State.PENDING
+    if account.status != CatsAccount.Status.CONNECTED:
+        state = SyncTask.State.PAUSED
+    now = timezone.now()
+    # New enrollments have no task yet: nothing to find first, nothing to conflict with.
+    SyncTask.objects.bulk_create(
+        SyncTask(
+            kind=kind,
+            enrollment=e,
+            account=account,
+            priority=SyncTask.Priority.BULK,
+            state=state,
+            not_before=now,
+        )
+        for e in enrollments
+    )
+    if state == SyncTask.State.PENDING and account.site_id:
+        site_id = account.site_id
+        transaction.on_commit(lambda: queue.enqueue_sites([site_id]), robust=True)
+
+
 def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bool) -> None:
     es = EnrollmentSync.objects.select_for_update().filter(enrollment=enrollment).first()
     if es is None:
