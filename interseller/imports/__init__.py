@@ -98,6 +98,7 @@ from .plan import (  # noqa: F401
 )
 from .reading import (  # noqa: F401
     sheet_read,
+    sheet_read_chunks,
 )
 from .sheet import (  # noqa: F401
     CellProblem,

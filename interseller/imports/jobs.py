@@ -38,7 +38,7 @@ from .messages import (
     ImportRefused,
 )
 from .plan import RowError, import_plan
-from .reading import sheet_read
+from .reading import sheet_read_chunks
 from .sheet import Sheet
 
 logger = logging.getLogger(__name__)
@@ -132,20 +132,14 @@ def _job_fail(job: ImportJob, error: str, *, token: str | None = None) -> None:
     job.state, job.error = ImportJob.State.FAILED, text
 
 
-def _chunk(sheet: Sheet, rows: list) -> Sheet:
-    first, last = rows[0][0], rows[-1][0]
-    return Sheet(
-        headers=sheet.headers,
-        rows=rows,
-        description=sheet.description,
-        problems=[p for p in sheet.problems if first <= p.row <= last],
-    )
-
-
-def _chunks(sheet: Sheet, *, after_row: int = 0):
-    rows = [r for r in sheet.rows if r[0] > after_row] if after_row else sheet.rows
-    for start in range(0, len(rows), JOB_CHUNK_ROWS):
-        yield _chunk(sheet, rows[start : start + JOB_CHUNK_ROWS])
+def _chunks(data: bytes, *, after_row: int = 0):
+    """The file's rows after `after_row`, JOB_CHUNK_ROWS at a time, read as they are needed."""
+    for part in sheet_read_chunks(data, size=JOB_CHUNK_ROWS):
+        if part.rows[-1][0] <= after_row:
+            continue
+        if part.rows[0][0] <= after_row:
+            part.rows = [r for r in part.rows if r[0] > after_row]
+        yield part
 
 
 def _beat(job_id: int, token: str, **values) -> bool:
@@ -157,17 +151,16 @@ def _beat(job_id: int, token: str, **values) -> bool:
     )
 
 
-def _check(job: ImportJob, sheet: Sheet, token: str, only_own) -> tuple[list[RowError], int] | None:
-    """Every row checked as the dry run checked it, a chunk at a time (duplicates across the
-    whole file): the first JOB_ERRORS_KEPT errors and how many there are, or None when
-    another run took the job over meanwhile."""
-    seen: dict[str, int] = {}
+def _check(job: ImportJob, data: bytes, token: str, only_own) -> tuple[list[RowError], int] | None:
+    """What the team's contacts decide, checked again for every row before any is written
+    (a member's row may have become a teammate's contact since the dry run): the first
+    JOB_ERRORS_KEPT errors and how many there are, or None when another run took the job
+    over meanwhile. What the file alone decides (formats, duplicates) was checked by the dry
+    run on these same bytes; each chunk is checked again as it is written."""
     errors: list[RowError] = []
     total = 0
-    for part in _chunks(sheet):
-        plan = import_plan(
-            sheet=part, team=job.team, sequence=job.sequence, only_own=only_own, seen=seen
-        )
+    for part in _chunks(data):
+        plan = import_plan(sheet=part, team=job.team, sequence=job.sequence, only_own=only_own)
         total += len(plan.errors)
         errors.extend(plan.errors[: max(0, JOB_ERRORS_KEPT - len(errors))])
         if not _beat(job.pk, token):
@@ -221,10 +214,13 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJo
         return job
     only_own = import_only_own(owner=job.owner, user=job.created_by)
     try:
-        sheet = sheet_read(bytes(job.data))
-        if not job.checked:
-            # Checked again, exactly as the dry run did: the team's contacts may have changed.
-            checked = _check(job, sheet, token, only_own)
+        data = bytes(job.data)
+        job.data = b""  # one copy of the file in memory, not two
+        if not job.checked and only_own is not None:
+            # A member's rows may have become teammates' contacts since the dry run: checked
+            # whole before any is written. Owners and managers may update any contact of the
+            # team, so nothing can have made their rows invalid since.
+            checked = _check(job, data, token, only_own)
             if checked is None:
                 return job
             errors, total = checked
@@ -233,7 +229,7 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJo
                 return job
             if not _beat(job.pk, token, checked=True):
                 return job
-        for written, part in enumerate(_chunks(sheet, after_row=job.next_row)):
+        for written, part in enumerate(_chunks(data, after_row=job.next_row)):
             # At least one chunk a run, so that every run gets further.
             if written and time.monotonic() - started > max_seconds:
                 return _hand_over(job, token)

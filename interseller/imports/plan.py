@@ -156,7 +156,6 @@ def import_plan(
     team: Team,
     sequence: Sequence | None = None,
     only_own: Membership | None = None,
-    seen: dict[str, int] | None = None,
 ) -> ImportPlan:
     """Check every row and predict what the import will do, without writing anything.
 
@@ -168,7 +167,7 @@ def import_plan(
     plan = ImportPlan(sheet=sheet, columns=columns)
     email_col = columns.index["email"]
     email_header = sheet.headers[email_col]
-    first_row_of: dict[str, int] = {} if seen is None else seen
+    first_row_of: dict[str, int] = {}
     used = sorted(set(columns.index.values()))
     max_chars = import_max_cell_chars()
     problems: dict[int, list[CellProblem]] = {}
