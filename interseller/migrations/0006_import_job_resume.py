@@ -24,6 +24,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('interseller', '0005_sentiment_blank_label'),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
