@@ -27,19 +27,21 @@ def task_create(
     priority: int = SyncTask.Priority.LIVE,
     run: ResyncRun | None = None,
     enqueue: bool = True,
+    event_is_new: bool = False,
 ) -> SyncTask | None:
     """An open task of this kind for this enrollment (or event), created once.
 
     Without a connected account the task waits, paused, for the member to (re)connect.
     `enqueue=False` leaves enqueuing to the caller, which batches ids so that a worker gets
-    many contacts at once and can look their emails up in one request.
+    many contacts at once and can look their emails up in one request. `event_is_new`: the
+    event was recorded in this transaction, so no task of it can exist yet (one query less).
     """
     state = SyncTask.State.PENDING
     if account is None or account.status != CatsAccount.Status.CONNECTED:
         state = SyncTask.State.PAUSED
     lookup = {"kind": kind, "enrollment": enrollment}
     if event is not None:
-        existing = SyncTask.objects.filter(event=event).first()
+        existing = None if event_is_new else SyncTask.objects.filter(event=event).first()
     else:
         existing = SyncTask.objects.filter(
             **lookup, event=None, state__in=SyncTask.OPEN_STATES
@@ -196,7 +198,12 @@ def on_contacts_added(*, enrollments: list[Enrollment], sequence: Sequence) -> N
 
 
 def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bool) -> None:
-    es = EnrollmentSync.objects.select_for_update().filter(enrollment=enrollment).first()
+    es = (
+        EnrollmentSync.objects.select_for_update(of=("self",))
+        .select_related("account__site")
+        .filter(enrollment=enrollment)
+        .first()
+    )
     if es is None:
         es = enrollment_sync_capture(enrollment=enrollment)
     if es.account is None and not es.synced_at:
@@ -208,7 +215,13 @@ def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bo
         return
     if es.synced_at:
         # Queued even while disconnected (paused): reconnecting must not lose the activity.
-        task_create(kind=SyncTask.Kind.EVENT, enrollment=enrollment, account=account, event=event)
+        task_create(
+            kind=SyncTask.Kind.EVENT,
+            enrollment=enrollment,
+            account=account,
+            event=event,
+            event_is_new=True,
+        )
         return
     if first_reply and es.sync_enabled and account.sync_mode == CatsAccount.SyncMode.ON_REPLY:
         task_create(kind=SyncTask.Kind.SYNC, enrollment=enrollment, account=account)
