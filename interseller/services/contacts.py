@@ -304,10 +304,13 @@ def contacts_upsert_many(
         with transaction.atomic():
             Enrollment.objects.bulk_create(to_add)
     except IntegrityError:
+        by_id = {c.pk: c for c in known.values()}
         for enrollment in to_add:
-            contact = next(c for c in known.values() if c.pk == enrollment.contact_id)
             added = contact_add_to_sequence(
-                contact=contact, sequence=sequence, added_by=added_by, bulk=True
+                contact=by_id[enrollment.contact_id],
+                sequence=sequence,
+                added_by=added_by,
+                bulk=True,
             )
             if added.created:
                 result.added_to_sequence += 1
