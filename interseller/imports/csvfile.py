@@ -86,7 +86,12 @@ def csv_read(data: bytes, max_rows: int, chunk_rows: int = 0) -> Sheet | Iterato
     delimiter = _sniff_delimiter(text)
     # Empty rows after the last one (Excel's CSV export writes them for formatted cells) are
     # not empty rows between contacts: drop them, up to the last row's line break.
-    end = _LINE_END.search(text, len(text.rstrip(" \t\r\n" + delimiter)))
+    # (Counted from the end: rstrip() would copy the whole text.)
+    blank = " \t\r\n" + delimiter
+    last = len(text)
+    while last and text[last - 1] in blank:
+        last -= 1
+    end = _LINE_END.search(text, last)
     if end:
         text = text[: end.end()]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

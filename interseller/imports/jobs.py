@@ -214,8 +214,10 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJo
         return job
     only_own = import_only_own(owner=job.owner, user=job.created_by)
     try:
-        data = bytes(job.data)
-        job.data = b""  # one copy of the file in memory, not two
+        # The bytes the database driver read, not a copy (the memoryview is over them).
+        raw, job.data = job.data, b""
+        whole = isinstance(raw, memoryview) and type(raw.obj) is bytes
+        data = raw.obj if whole and len(raw.obj) == raw.nbytes else bytes(raw)
         if not job.checked and only_own is not None:
             # A member's rows may have become teammates' contacts since the dry run: checked
             # whole before any is written. Owners and managers may update any contact of the

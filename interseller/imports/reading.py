@@ -54,7 +54,7 @@ def _read(data: bytes, *, max_rows: int | None, chunk_rows: int):
         raise ImportRefused(
             MSG_TOO_LARGE.format(size=filesizeformat(len(data)), limit=filesizeformat(limit))
         )
-    if not data.strip():
+    if not data or data.isspace():  # not strip(): a copy of the whole file
         raise ImportRefused(MSG_EMPTY)
     if data.startswith(_OLE_SIGNATURE):
         raise ImportRefused(MSG_OLD_EXCEL)
