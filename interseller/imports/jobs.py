@@ -1,12 +1,15 @@
 """Imports too big for a request, run by django-q2 workers as an ImportJob with progress.
 
-The file is checked whole first (nothing is written if a row is invalid), then written in
-chunks of JOB_CHUNK_ROWS rows, each committed with the job's progress (the row of the file it
-got to, and the counts). So a worker that times out or dies loses at most the chunk it was
-writing: the next run starts after the last committed chunk, and a row is never written twice.
+The dry run checked the file (these same bytes) before the job was queued. A member's job
+first checks again, whole, what the team's contacts decide (a row that became a teammate's
+contact), so that nothing is written if one is refused. Then the rows are written in chunks
+of JOB_CHUNK_ROWS, each checked again and committed with the job's progress (the row of the
+file it got to, and the counts): a worker that times out or dies loses at most the chunk it
+was writing, the next run starts after the last committed chunk, and no row is written twice.
 A run hands over to a fresh task well before the worker's timeout; a run whose heartbeat
 stopped is resumed by the sweeper (`import_jobs_sweep`, every minute), and a job that stalls
-JOB_MAX_RECOVERIES times is failed with what was imported, so none stays "running" forever.
+JOB_MAX_RECOVERIES times is failed saying what was imported, so none stays "running" forever.
+A CSV is read a chunk at a time; a workbook is read whole, then split.
 """
 
 from __future__ import annotations
@@ -176,8 +179,8 @@ def _errors_text(errors: list[RowError], total: int) -> str:
 
 
 def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJob | None:
-    """Run (or resume) a queued job: the same checks as the dry run, then the rows not
-    written yet, a chunk per transaction.
+    """Run (or resume) a queued job: for a member, the check against the team's contacts;
+    then the rows not written yet, a chunk per transaction.
 
     Safe to run twice: only a queued job (or one whose worker died) is claimed, and each
     chunk is written only under the claim. After `max_seconds` (default `import_job_slice()`)
@@ -214,7 +217,7 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJo
         return job
     only_own = import_only_own(owner=job.owner, user=job.created_by)
     try:
-        # The bytes the database driver read, not a copy (the memoryview is over them).
+        # The bytes the database driver read, not a copy of them (a file can be 30 MB).
         raw, job.data = job.data, b""
         whole = isinstance(raw, memoryview) and type(raw.obj) is bytes
         data = raw.obj if whole and len(raw.obj) == raw.nbytes else bytes(raw)
