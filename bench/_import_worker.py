@@ -1,13 +1,15 @@
 """Run one import the way a worker does, in a process of its own, and report its wall time
-and peak memory (for bench_import.py; not a benchmark by itself).
+and peak memory (VmHWM) (for bench_import.py; not a benchmark by itself).
 
     python bench/_import_worker.py job JOB_ID
     python bench/_import_worker.py bulk CSV_PATH TEAM_ID OWNER_ID
 
 `job` runs `interseller.tasks.import_job_run` (the django-q task a worker runs for a
-background import); `bulk` reads the same CSV with the csv module and writes its rows with a
+background import), and again while a run hands the rest over ("queued": in production the
+next run is a new task, on any worker), with each run's seconds; `bulk` reads the same CSV
+with the csv module and writes its rows with a
 plain `Contact.objects.bulk_create` (the baseline). Prints one JSON line: seconds, the RSS
-after Django started, and the peak RSS of the process (ru_maxrss), in MB. The environment
+after Django started, and the peak RSS of the process (VmHWM), in MB. The environment
 (DATABASE_URL, REDIS_URL, ...) is the caller's.
 """
 
@@ -17,7 +19,6 @@ import csv
 import io
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -26,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "interseller.settings")
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -48,7 +49,14 @@ def main() -> None:
     started = time.monotonic()
     result: dict = {}
     if mode == "job":
-        result["state"] = tasks.import_job_run(int(sys.argv[2]))
+        runs: list[float] = []
+        state = "queued"
+        while state == "queued":
+            began = time.monotonic()
+            state = tasks.import_job_run(int(sys.argv[2]))
+            runs.append(round(time.monotonic() - began, 1))
+        result["state"] = state
+        result["runs"] = runs
     elif mode == "bulk":
         team = Team.objects.get(pk=int(sys.argv[3]))
         owner = Membership.objects.get(pk=int(sys.argv[4]))
@@ -75,10 +83,15 @@ def main() -> None:
         result["rows"] = len(contacts)
     else:
         raise SystemExit(f"unknown mode {mode}")
+    from django.conf import settings
+
     result.update(
+        debug=settings.DEBUG,
         seconds=time.monotonic() - started,
         base_rss_mb=base,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a worker started by
+        # a big bench process would report the bench's own peak.
+        peak_rss_mb=rss_mb("VmHWM"),
     )
     print(json.dumps(result), flush=True)
 

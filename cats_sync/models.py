@@ -602,6 +602,8 @@ class SyncTask(models.Model):
             models.Index(fields=["state", "priority", "not_before"], name="synctask_due_idx"),
             # Progress of a bulk run.
             models.Index(fields=["run", "state"], name="synctask_run_state_idx"),
+            # The sync queue changelist, newest first (its scope joins enrollment and sequence).
+            models.Index(fields=["-created_at", "-id"], name="synctask_created_idx"),
         ]
 
     def __str__(self) -> str:

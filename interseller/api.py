@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -267,14 +267,19 @@ def _contact_json(contact: Contact, status: str) -> dict[str, Any]:
     }
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    # Times are answered in UTC, as read from the database, whatever offset they came with.
+    return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+
 def _enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
     return {
         "id": enrollment.pk,
         "sequence_id": enrollment.sequence_id,
         "state": enrollment.state,
-        "first_messaged_at": enrollment.first_messaged_at,
-        "last_messaged_at": enrollment.last_messaged_at,
-        "responded_at": enrollment.responded_at,
+        "first_messaged_at": _utc(enrollment.first_messaged_at),
+        "last_messaged_at": _utc(enrollment.last_messaged_at),
+        "responded_at": _utc(enrollment.responded_at),
         "sentiment": enrollment.sentiment or None,
     }
 
@@ -329,13 +334,19 @@ def events_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any])
         errors["sentiment"] = [services.MSG_SENTIMENT_NOT_REPLY]
     if errors:
         raise ApiError(400, errors)
-    sequence = _team_sequence(token, clean["sequence_id"])
+    # One query for the usual case; the sequence is read on its own only to say why not.
     enrollment = (
-        Enrollment.objects.filter(sequence=sequence, contact__team=token.team, contact__email=email)
+        Enrollment.objects.filter(
+            sequence_id=clean["sequence_id"],
+            sequence__team=token.team,
+            contact__team=token.team,
+            contact__email=email,
+        )
         .select_related("sequence", "contact")
         .first()
     )
     if enrollment is None:
+        sequence = _team_sequence(token, clean["sequence_id"])
         message = services.MSG_NOT_IN_SEQUENCE.format(email=email, sequence=sequence.title)
         raise _error("contact_email", message, 422)
     try:
@@ -354,12 +365,18 @@ def events_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any])
             errors["id"] = errors.pop("external_id")
         raise ApiError(400, errors) from None
     event = result.event
-    enrollment = Enrollment.objects.select_related("contact").get(pk=event.enrollment_id)
+    if result.enrollment is not None:
+        contact = enrollment.contact
+        enrollment = result.enrollment
+    else:
+        # A replayed id: the event as first recorded, and its enrollment as it is now.
+        enrollment = Enrollment.objects.select_related("contact").get(pk=event.enrollment_id)
+        contact = enrollment.contact
     body = {
         "id": event.external_id,
         "type": event.kind,
         "sequence_id": enrollment.sequence_id,
-        "contact_email": enrollment.contact.email,
+        "contact_email": contact.email,
         "occurred_at": event.occurred_at,
         "subject": event.subject,
         "snippet": event.snippet,

@@ -141,8 +141,11 @@ class Contact(models.Model):
             ),
         ]
         indexes = [
-            # The contact changelist of one team, newest first.
-            models.Index(fields=["team", "-created_at"], name="contact_team_created_idx"),
+            # The contact changelist of one team, newest first (with the id the admin orders
+            # ties by: a far page reads its ids from the index alone, see admin/base.py).
+            models.Index(fields=["team", "-created_at", "-id"], name="contact_team_created_idx"),
+            # The contact list's source filter: its choices, and the rows of one source.
+            models.Index(fields=["team", "source"], name="contact_team_source_idx"),
         ]
 
     def __str__(self) -> str:
@@ -209,6 +212,9 @@ class Enrollment(models.Model):
             models.Index(fields=["sequence", "-added_at"], name="enrollment_seq_added_idx"),
             # GET /api/v1/enrollments?state=...&changed_since=...
             models.Index(fields=["state", "state_changed_at"], name="enrollment_state_changed_idx"),
+            # The enrollment changelist of a team, newest first: its scope joins the sequence,
+            # so no index led by the team can serve the order; this one walks newest first.
+            models.Index(fields=["-added_at", "-id"], name="enrollment_added_idx"),
         ]
 
     def __str__(self) -> str:
@@ -246,7 +252,7 @@ class EmailEvent(models.Model):
             # An enrollment's events in time order (timeline, activity backfill).
             models.Index(fields=["enrollment", "occurred_at"], name="emailevent_enr_time_idx"),
             # The events changelist of a team with date hierarchy.
-            models.Index(fields=["team", "-occurred_at"], name="emailevent_team_time_idx"),
+            models.Index(fields=["team", "-occurred_at", "-id"], name="emailevent_team_time_idx"),
         ]
 
     def __str__(self) -> str:
@@ -280,7 +286,8 @@ class ApiToken(models.Model):
 
 
 class ImportJob(models.Model):
-    """A confirmed contact import too big to run inside the request, run by a worker.
+    """A confirmed contact import too big to run inside the request, run by workers in
+    chunks (interseller/imports/jobs.py), resumable after a worker's death.
 
     The uploaded file is kept in the row (files are at most a few MB) so any worker on any
     machine can read it; it is emptied once the job has run.
@@ -319,6 +326,15 @@ class ImportJob(models.Model):
     added_to_sequence = models.PositiveIntegerField(default=0)
     already_in_sequence = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Resuming: the file was checked whole; the rows up to this row number of the file are
+    # written (each chunk commits with it and the counts above).
+    checked = models.BooleanField(default=False)
+    next_row = models.PositiveIntegerField(default=0)
+    # The run working on it: refreshed at every chunk; a stale one lost its worker.
+    claim_token = models.CharField(max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Times the sweeper resumed it after its worker stopped (it gives up after a few).
+    recoveries = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -335,6 +351,8 @@ class ImportJob(models.Model):
         indexes = [
             # The import changelist of one team, newest first.
             models.Index(fields=["team", "-created_at"], name="importjob_team_created_idx"),
+            # The sweeper's "running or queued, heard of when?".
+            models.Index(fields=["state", "heartbeat_at"], name="importjob_state_beat_idx"),
         ]
 
     def __str__(self) -> str:

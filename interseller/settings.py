@@ -305,8 +305,8 @@ CATS_RECONCILE_SHARE = env.float("CATS_RECONCILE_SHARE", default=0.1)
 CATS_WEBHOOK_MAX_AGE = env.int("CATS_WEBHOOK_MAX_AGE", default=900)
 
 # Spreadsheet import limits, and the size above which an import runs as a background job.
-IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
-IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=50_000)
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=32 * 1024 * 1024)
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=100_000)
 IMPORT_BACKGROUND_ROWS = env.int("IMPORT_BACKGROUND_ROWS", default=2_000)
 # What one file may hold, so that reading it costs what is in it, never what it claims (a sheet
 # "of a million rows", a zip part "of 100 bytes"); each refusal names its limit. Columns; empty

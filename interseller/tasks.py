@@ -16,3 +16,9 @@ def team_webhook_deliver(delivery_id: int) -> str:
 
 def team_webhooks_sweep() -> int:
     return services.team_webhooks_sweep()
+
+
+def import_jobs_sweep() -> dict[str, int]:
+    """Scheduled every minute (migration 0006): no import job is left running or queued
+    when its worker or its message was lost."""
+    return imports.import_jobs_sweep()

@@ -16,6 +16,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -87,6 +88,29 @@ class LenientChangeList(ChangeList):
             raise IncorrectLookupParameters(exc) from exc
 
 
+class FarPagePaginator(Paginator):
+    """A page far down a list reads its rows' ids first, then those rows.
+
+    An OFFSET over whole rows reads and drops every row before the page (the last page of
+    100,000 contacts read 100,000 rows); the ids alone come from the list's index (each list
+    index holds the id it orders ties by), and then only the page's rows are read.
+    """
+
+    far = 1000
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        rows = self.object_list
+        if bottom >= self.far and isinstance(rows, QuerySet) and not rows.query.distinct:
+            ids = list(rows.values_list("pk", flat=True)[bottom:top])
+            return self._get_page(rows.filter(pk__in=ids), number, self)
+        return self._get_page(rows[bottom:top], number, self)
+
+
 def _initial_value(field, value: Any) -> Any:
     """A value from the add page's query string as its field holds it, or ValidationError.
 
@@ -106,6 +130,7 @@ class TeamScopedAdmin(admin.ModelAdmin):
     """Base for every ModelAdmin. Subclasses say where the team and the owner live."""
 
     form = TeamConsistentForm
+    paginator = FarPagePaginator
     scope_team_path: str = "team"
     # Paths to a Membership that makes a row a member's own; empty = team-level data.
     scope_owner_paths: tuple[str, ...] = ()

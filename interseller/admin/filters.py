@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef
 
 from ..models import (
+    Contact,
     Enrollment,
     Membership,
     Sequence,
@@ -54,21 +55,51 @@ class OwnerFilter(ChoiceListFilter):
 
 
 class SequenceFilter(ChoiceListFilter):
+    """Contacts in a sequence: EXISTS, not a join and DISTINCT (which made PostgreSQL read
+    and sort every contact of the sequence to show one page of them)."""
+
     title = "sequence"
     parameter_name = "sequence"
-    path = "enrollments__sequence"
 
     def lookups(self, request, model_admin):
         return [(s.pk, s.title) for s in scoped_queryset(request, Sequence).order_by("title")]
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(**{f"{self.path}_id": self.value()}).distinct()
+            return queryset.filter(
+                Exists(Enrollment.objects.filter(contact=OuterRef("pk"), sequence_id=self.value()))
+            )
         return queryset
 
 
 class EnrollmentSequenceFilter(SequenceFilter):
-    path = "sequence"
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(sequence_id=self.value())
+        return queryset
+
+
+class SourceFilter(ChoiceListFilter):
+    """The sources of the user's contacts, read once per team from the (team, source) index,
+    not by a DISTINCT over every contact the list shows."""
+
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        sources = (
+            scoped_queryset(request, Contact)
+            .exclude(source="")
+            .order_by("source")
+            .values_list("source", flat=True)
+            .distinct()[:100]
+        )
+        return [(s, s) for s in sources]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(source=self.value())
+        return queryset
 
 
 class HasSequenceFilter(ChoiceListFilter):

@@ -38,6 +38,7 @@ from .filters import (
     ScopedTeamFilter,
     SequenceFilter,
     SequenceTeamFilter,
+    SourceFilter,
 )
 from .spreadsheets import ContactImportExportMixin
 
@@ -135,7 +136,7 @@ class ContactAdmin(ExtensibleAdmin, ContactImportExportMixin, OwnedByMeByDefault
     scope_owner_paths = ("owner",)
     # Few and dense, so that what integrations add still fits a laptop's screen.
     list_display = ["email", "full_name", "company", "owner", "sequence_count"]
-    list_filter = [ScopedTeamFilter, OwnerFilter, SequenceFilter, HasSequenceFilter, "source"]
+    list_filter = [ScopedTeamFilter, OwnerFilter, SequenceFilter, HasSequenceFilter, SourceFilter]
     list_select_related = ["owner__user", "owner__team"]
     search_fields = ["email", "first_name", "last_name", "company", "title"]
     readonly_fields = ["created_at", "updated_at"]

@@ -5,7 +5,7 @@
 - headers: which column fills which contact field;
 - plan: the dry run, every row checked without a write;
 - execute: the confirmed import, through the same services as a contact added by hand;
-- jobs: imports too big for a request, run by a worker with progress;
+- jobs: imports too big for a request, run by a worker in resumable chunks with progress;
 - messages: what the person is told.
 
 The admin pages are in `admin/spreadsheets.py`, the export in `resources.py`.
@@ -30,12 +30,15 @@ from .headers import (  # noqa: F401
     header_key,
 )
 from .jobs import (  # noqa: F401
+    JOB_CHUNK_ROWS,
     JOB_ERRORS_KEPT,
+    JOB_MAX_RECOVERIES,
     import_job_create,
     import_job_lease,
     import_job_progress,
-    import_job_progress_key,
     import_job_run,
+    import_job_slice,
+    import_jobs_sweep,
 )
 from .limits import (  # noqa: F401
     EMAIL_QUERY_CHUNK,
@@ -62,6 +65,8 @@ from .messages import (  # noqa: F401
     MSG_JOB_NO_OWNER,
     MSG_JOB_QUEUED,
     MSG_JOB_SEQUENCE_GONE,
+    MSG_JOB_STALLED,
+    MSG_JOB_STOPPED,
     MSG_NO_EMAIL_COLUMN,
     MSG_NO_OWNER,
     MSG_NO_ROWS,
@@ -93,6 +98,7 @@ from .plan import (  # noqa: F401
 )
 from .reading import (  # noqa: F401
     sheet_read,
+    sheet_read_chunks,
 )
 from .sheet import (  # noqa: F401
     CellProblem,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 
 from .messages import (
     MSG_NOT_SPREADSHEET,
     ImportRefused,
 )
-from .sheet import Sheet, build_sheet
+from .sheet import Sheet, build_sheet, sheet_chunks
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -67,7 +68,8 @@ def _sniff_delimiter(text: str) -> str:
 _LINE_END = re.compile(r"\r\n?|\n")
 
 
-def csv_read(data: bytes, max_rows: int) -> Sheet:
+def csv_read(data: bytes, max_rows: int, chunk_rows: int = 0) -> Sheet | Iterator[Sheet]:
+    """The file as a Sheet, or with `chunk_rows` as Sheets of that many rows read as needed."""
     text, encoding = _decode(data)
     # Text that is mostly control characters is a binary file that happened to decode (or
     # UTF-16 without its mark: every other character a NUL). A few are bad cells: row errors
@@ -84,7 +86,12 @@ def csv_read(data: bytes, max_rows: int) -> Sheet:
     delimiter = _sniff_delimiter(text)
     # Empty rows after the last one (Excel's CSV export writes them for formatted cells) are
     # not empty rows between contacts: drop them, up to the last row's line break.
-    end = _LINE_END.search(text, len(text.rstrip(" \t\r\n" + delimiter)))
+    # (Counted from the end: rstrip() would copy the whole text.)
+    blank = " \t\r\n" + delimiter
+    last = len(text)
+    while last and text[last - 1] in blank:
+        last -= 1
+    end = _LINE_END.search(text, last)
     if end:
         text = text[: end.end()]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -97,4 +104,7 @@ def csv_read(data: bytes, max_rows: int) -> Sheet:
         except csv.Error:
             raise ImportRefused(MSG_NOT_SPREADSHEET) from None
 
-    return build_sheet(rows(), max_rows, f"CSV, {_DELIMITER_NAMES[delimiter]}, {encoding}")
+    description = f"CSV, {_DELIMITER_NAMES[delimiter]}, {encoding}"
+    if chunk_rows:
+        return sheet_chunks(rows(), max_rows, description, [], chunk_rows)
+    return build_sheet(rows(), max_rows, description)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ..models import Contact, Enrollment, ImportJob, Membership, Sequence, Team
-from ..services import contact_add_to_sequence, contact_upsert
+from ..models import ImportJob, Membership, Sequence, Team
+from ..services import TeammatesContact, contacts_upsert_many
 from .limits import (
     EMAIL_QUERY_CHUNK,
 )
@@ -35,33 +35,10 @@ class ImportOutcome:
     unchanged: int = 0
     added_to_sequence: int = 0
     already_in_sequence: int = 0
-    contact_ids: list[int] = field(default_factory=list)
 
 
-# Progress is reported every this many rows.
-PROGRESS_EVERY = 100
-
-
-def _contacts_locked(team: Team, emails: list[str]) -> dict[str, Contact]:
-    """The team's contacts with these emails, locked until the import commits."""
-    found: dict[str, Contact] = {}
-    for start in range(0, len(emails), EMAIL_QUERY_CHUNK):
-        chunk = emails[start : start + EMAIL_QUERY_CHUNK]
-        for contact in Contact.objects.select_for_update().filter(team=team, email__in=chunk):
-            found[contact.email] = contact
-    return found
-
-
-def _enrolled_contact_ids(sequence: Sequence, contact_ids: list[int]) -> set[int]:
-    enrolled: set[int] = set()
-    for start in range(0, len(contact_ids), EMAIL_QUERY_CHUNK):
-        chunk = contact_ids[start : start + EMAIL_QUERY_CHUNK]
-        enrolled.update(
-            Enrollment.objects.select_for_update()
-            .filter(sequence=sequence, contact_id__in=chunk)
-            .values_list("contact_id", flat=True)
-        )
-    return enrolled
+# Rows written with one call of contacts_upsert_many (a few queries each).
+PROGRESS_EVERY = EMAIL_QUERY_CHUNK
 
 
 def import_execute(
@@ -76,9 +53,8 @@ def import_execute(
 ) -> ImportOutcome:
     """Write a valid plan, all or nothing. Raises ImportFailed naming the row that failed.
 
-    The team's existing contacts (and who of them is already in the sequence) are loaded
-    once, locked, instead of once per row; every write still goes through the services.
-    `progress` is called with the number of rows written so far, every PROGRESS_EVERY rows.
+    Rows go through `contacts_upsert_many` a chunk at a time (a few queries per chunk, not
+    per row); `progress` is called with the number of rows written so far after each chunk.
     """
     if not plan.is_valid:
         raise ImportFailed(str(plan.errors[0]))
@@ -86,46 +62,34 @@ def import_execute(
     current = 0
     try:
         with transaction.atomic():
-            known = _contacts_locked(team, [r.email for r in plan.rows])
-            enrolled = (
-                _enrolled_contact_ids(sequence, [c.pk for c in known.values()])
-                if sequence is not None
-                else set()
-            )
-            for done, row in enumerate(plan.rows, start=1):
-                current = row.row
-                existing = known.get(row.email)
-                if only_own is not None and existing and existing.owner_id != only_own.pk:
-                    # The dry run refuses these; a teammate's contact created since then.
-                    raise ImportFailed(
-                        MSG_ROW_TEAMMATES_CONTACT.format(row=row.row, email=row.email)
+            for start in range(0, len(plan.rows), PROGRESS_EVERY):
+                chunk = plan.rows[start : start + PROGRESS_EVERY]
+                current = chunk[0].row
+                try:
+                    result = contacts_upsert_many(
+                        team=team,
+                        owner=owner,
+                        rows=[(r.email, r.fields) for r in chunk],
+                        sequence=sequence,
+                        added_by=added_by,
+                        only_own=only_own,
                     )
-                result = contact_upsert(
-                    team=team,
-                    owner=owner,
-                    email=row.email,
-                    fields=row.fields,
-                    contacts_by_email=known,
-                )
-                setattr(outcome, result.status, getattr(outcome, result.status) + 1)
-                outcome.contact_ids.append(result.contact.pk)
-                if sequence is not None:
-                    if result.contact.pk in enrolled:
-                        # What contact_add_to_sequence would answer, without asking again.
-                        outcome.already_in_sequence += 1
-                    else:
-                        added = contact_add_to_sequence(
-                            contact=result.contact,
-                            sequence=sequence,
-                            added_by=added_by,
-                            bulk=True,
-                        )
-                        if added.created:
-                            outcome.added_to_sequence += 1
-                        else:
-                            outcome.already_in_sequence += 1
-                if progress is not None and done % PROGRESS_EVERY == 0:
-                    progress(done)
+                except TeammatesContact as e:
+                    # The dry run refuses these; a teammate's contact created since then.
+                    row = next(r.row for r in chunk if r.email == e.email)
+                    raise ImportFailed(
+                        MSG_ROW_TEAMMATES_CONTACT.format(row=row, email=e.email)
+                    ) from None
+                for name in (
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "added_to_sequence",
+                    "already_in_sequence",
+                ):
+                    setattr(outcome, name, getattr(outcome, name) + getattr(result, name))
+                if progress is not None:
+                    progress(start + len(chunk))
     except ImportFailed:
         raise
     except ValidationError as e:

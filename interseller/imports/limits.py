@@ -11,11 +11,11 @@ EMAIL_QUERY_CHUNK = 900
 
 
 def import_max_bytes() -> int:
-    return getattr(settings, "IMPORT_MAX_BYTES", 10 * 1024 * 1024)
+    return getattr(settings, "IMPORT_MAX_BYTES", 32 * 1024 * 1024)
 
 
 def import_max_rows() -> int:
-    return getattr(settings, "IMPORT_MAX_ROWS", 50_000)
+    return getattr(settings, "IMPORT_MAX_ROWS", 100_000)
 
 
 def import_max_columns() -> int:

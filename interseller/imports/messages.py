@@ -77,6 +77,15 @@ MSG_JOB_QUEUED = (
 )
 MSG_JOB_SEQUENCE_GONE = "the sequence “{sequence}” was deleted before the import started."
 MSG_JOB_NO_OWNER = "the person who uploaded the file is no longer a member of “{team}”."
+# A background import writes in chunks; one that stops part-way says what is in and what is not.
+MSG_JOB_STOPPED = (
+    "The import stopped: {error} Rows 1 to {row} of the file were imported ({processed:,} of "
+    "{total:,} rows); the rest were not. Import the file again once it is fixed: rows already "
+    "imported are updated, never added twice."
+)
+MSG_JOB_STALLED = (
+    "its worker stopped {times} times without finishing (it may have run out of memory or time)."
+)
 MSG_JOB_CRASHED = (
     "the import stopped unexpectedly. Try again, or ask an administrator to look at the server log."
 )

@@ -3,7 +3,7 @@ could not be read, plus the checks every kind of file shares."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -65,24 +65,19 @@ def column_letters(number: int) -> str:
     return letters
 
 
-def build_sheet(
+def _read_rows(
     rows: Iterable[tuple[int, list[Any] | tuple[Any, ...]]],
     max_rows: int,
-    description: str,
-    problems: list[CellProblem] | None = None,
-) -> Sheet:
-    """The header row and the rows of contacts below it, refusing what is over the limits.
-
-    Empty rows count against IMPORT_MAX_BLANK_ROWS as they are read, so `rows` should stop at
-    the last row that has something in it.
-    """
-    problems = problems or []
+    problems: list[CellProblem],
+) -> Iterator[Any]:
+    """The header cells first, then (number, cells) for each row of contacts below them, as
+    they are read, refusing what is over the limits."""
     # A formula without a saved value is an empty cell that is not blank.
     with_problems = {p.row for p in problems}
     max_columns = import_max_columns()
     max_blank = import_max_blank_rows()
     headers: list[str] | None = None
-    out: list[tuple[int, list[str]]] = []
+    count = 0
     blank = 0
     for number, raw in rows:
         if len(raw) > max_columns:
@@ -113,22 +108,75 @@ def build_sheet(
         if headers is None:
             # Headers are only matched and shown: drop what a page or a message can't hold.
             headers = [text_for_export(c) for c in cells]
+            yield headers
             continue
-        if len(out) >= max_rows:
+        if count >= max_rows:
             raise ImportRefused(MSG_TOO_MANY_ROWS.format(limit=max_rows))
+        count += 1
         width = len(headers)
-        cells = cells[:width] + [""] * (width - len(cells))
-        out.append((number, cells))
+        yield number, cells[:width] + [""] * (width - len(cells))
     if headers is None:
         raise ImportRefused(MSG_EMPTY)
-    if not out:
+    if not count:
         raise ImportRefused(MSG_NO_ROWS)
+
+
+def build_sheet(
+    rows: Iterable[tuple[int, list[Any] | tuple[Any, ...]]],
+    max_rows: int,
+    description: str,
+    problems: list[CellProblem] | None = None,
+) -> Sheet:
+    """The header row and the rows of contacts below it, refusing what is over the limits.
+
+    Empty rows count against IMPORT_MAX_BLANK_ROWS as they are read, so `rows` should stop at
+    the last row that has something in it.
+    """
+    problems = problems or []
+    read = _read_rows(rows, max_rows, problems)
+    headers = next(read)
+    out = list(read)
     width = len(headers)
     return Sheet(
         headers=headers,
         rows=out,
         description=description,
         problems=[p for p in problems if p.column < width],
+    )
+
+
+def sheet_chunks(
+    rows: Iterable[tuple[int, list[Any] | tuple[Any, ...]]],
+    max_rows: int,
+    description: str,
+    problems: list[CellProblem] | None,
+    size: int,
+) -> Iterator[Sheet]:
+    """build_sheet as Sheets of `size` rows, read as they are needed: a worker importing a
+    long file holds one chunk of it at a time, not every row."""
+    problems = problems or []
+    read = _read_rows(rows, max_rows, problems)
+    headers = next(read)
+    problems = [p for p in problems if p.column < len(headers)]
+    chunk: list[tuple[int, list[str]]] = []
+    for row in read:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield sheet_part(headers, chunk, description, problems)
+            chunk = []
+    if chunk:
+        yield sheet_part(headers, chunk, description, problems)
+
+
+def sheet_part(
+    headers: list[str], rows: list, description: str, problems: list[CellProblem]
+) -> Sheet:
+    first, last = rows[0][0], rows[-1][0]
+    return Sheet(
+        headers=headers,
+        rows=rows,
+        description=description,
+        problems=[p for p in problems if first <= p.row <= last],
     )
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 from .contacts import (  # noqa: F401
     CONTACT_FIELDS,
     AddResult,
+    ManyResult,
+    TeammatesContact,
     UpsertResult,
     contact_add_to_sequence,
     contact_remove_from_sequence,
     contact_upsert,
+    contacts_upsert_many,
     email_validate,
     normalize_email,
 )

@@ -19,6 +19,8 @@ from .messages import MSG_SENTIMENT_NOT_REPLY
 class EventResult:
     event: EmailEvent
     created: bool
+    # The enrollment as the new event left it (None for a replayed event: it changed nothing).
+    enrollment: Enrollment | None = None
 
 
 # Each kind of event: the time fields it moves ("first" keeps the earliest, "last" the latest).
@@ -129,7 +131,12 @@ def email_event_record(
         return EventResult(existing, False)
     if sentiment and kind != EmailEvent.Kind.REPLY_RECEIVED:
         raise ValidationError({"sentiment": MSG_SENTIMENT_NOT_REPLY}, code="sentiment")
-    enrollment = Enrollment.objects.select_for_update().get(pk=enrollment.pk)
+    # With its sequence, which the receivers read: one query, and only the enrollment locked.
+    enrollment = (
+        Enrollment.objects.select_for_update(of=("self",))
+        .select_related("sequence")
+        .get(pk=enrollment.pk)
+    )
     first_reply = (
         kind == EmailEvent.Kind.REPLY_RECEIVED
         and not enrollment.events.filter(kind=EmailEvent.Kind.REPLY_RECEIVED).exists()
@@ -154,4 +161,4 @@ def email_event_record(
     email_event_recorded.send(
         sender=EmailEvent, event=event, enrollment=enrollment, first_reply=first_reply
     )
-    return EventResult(event, True)
+    return EventResult(event, True, enrollment)

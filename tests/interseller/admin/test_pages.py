@@ -259,3 +259,113 @@ def test_a_stopped_enrollment_shows_why_and_when(team_a, sequence_a, login):
 
     assert "Moved to “Submitted” in CATS" in html
     assert '<option value="stopped" selected>Stopped</option>' in html
+
+
+def _grow(graph, n: int, start: int = 0) -> None:
+    seq = SequenceFactory(team=graph.team, owner=graph.member, title=f"grown {start}")
+    for i in range(start, start + n):
+        c = ContactFactory(
+            team=graph.team, owner=graph.member, email=f"grown{i}@x.example", source="Fair"
+        )
+        enr = services.contact_add_to_sequence(contact=c, sequence=seq).enrollment
+        services.email_event_record(
+            enrollment=enr,
+            external_id=f"grown-{i}",
+            kind="message_sent",
+            occurred_at=f"2026-{1 + i % 11:02d}-03T10:00:00Z",
+        )
+
+
+@pytest.mark.parametrize(
+    ("model", "query"),
+    [
+        ("contact", {}),
+        ("contact", {"p": "last"}),
+        ("contact", {"sequence": "seq"}),
+        ("contact", {"source": "Fair"}),
+        ("enrollment", {"p": "last"}),
+        ("enrollment", {"sequence": "seq"}),
+        ("emailevent", {}),
+        ("emailevent", {"p": "last"}),
+        ("emailevent", {"occurred_at__year": "2026"}),
+        ("emailevent", {"occurred_at__year": "2026", "occurred_at__month": "3"}),
+    ],
+)
+def test_list_pages_with_many_rows_take_as_many_queries_as_with_few(
+    world, login, model, query, monkeypatch, django_assert_max_num_queries
+):
+    """Last pages, filters and the date drill-down included: no query per row, and none that
+    grows with the rows of the list (a page of 5 rows of 8 and of 40 take the same)."""
+    from django.contrib import admin
+
+    graph = world["a"]["graph"]
+    models = {"contact": Contact, "enrollment": Enrollment, "emailevent": EmailEvent}
+    monkeypatch.setattr(admin.site._registry[models[model]], "list_per_page", 5)
+    client = login(graph.owner)
+
+    def params() -> dict:
+        values = dict(query)
+        if values.get("sequence") == "seq":
+            values["sequence"] = Sequence.objects.get(title="grown 0").pk
+        if values.get("p") == "last":
+            values["p"] = client.get(url(model)).context["cl"].paginator.num_pages
+        return values
+
+    _grow(graph, 8)
+    first = params()
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url(model), first).status_code == 200
+    few = len(ctx.captured_queries)
+    _grow(graph, 32, start=8)
+    bigger = params()
+    assert bigger.get("p", 0) >= first.get("p", 0)
+    with django_assert_max_num_queries(few):
+        response = client.get(url(model), bigger)
+    assert response.status_code == 200
+    assert response.context["cl"].result_list is not None
+
+
+def test_event_dates_are_offered_from_the_first_to_the_last(world, login):
+    graph = world["a"]["graph"]
+    _grow(graph, 3)  # January to March 2026, and world's November 2026
+    client = login(graph.owner)
+    html = client.get(url("emailevent")).content.decode()
+    assert "occurred_at__year=2026" in html
+    html = client.get(url("emailevent"), {"occurred_at__year": "2026"}).content.decode()
+    months = [f"occurred_at__month={m}&" for m in range(1, 12)]
+    assert all(m in html for m in months)  # every month between, April's empty one included
+    assert "occurred_at__month=12&" not in html
+
+
+def test_source_filter_offers_the_team_sources_and_filters(world, login):
+    graph = world["a"]["graph"]
+    _grow(graph, 2)
+    ContactFactory(team=world["b"]["graph"].team, owner=world["b"]["graph"].owner, source="Other")
+    client = login(graph.owner)
+    assert filter_choices(client, "contact", "source") >= {"Fair"}
+    assert "Other" not in filter_choices(client, "contact", "source")
+    listing = client.get(url("contact"), {"source": "Fair"})
+    assert {c.email for c in listing.context["cl"].result_list} == {
+        "grown0@x.example",
+        "grown1@x.example",
+    }
+
+
+def test_a_far_page_shows_the_same_rows_as_a_plain_offset(world, login, monkeypatch):
+    from django.contrib import admin
+
+    from interseller.admin.base import FarPagePaginator
+
+    graph = world["a"]["graph"]
+    _grow(graph, 12)
+    client = login(graph.owner)
+    monkeypatch.setattr(admin.site._registry[Contact], "list_per_page", 5)
+    pages = {}
+    for far in (10_000, 5):  # never, then from the second page on
+        monkeypatch.setattr(FarPagePaginator, "far", far)
+        pages[far] = [
+            [c.email for c in client.get(url("contact"), {"p": p}).context["cl"].result_list]
+            for p in (1, 2, 3)
+        ]
+    assert pages[5] == pages[10_000]
+    assert len({e for page in pages[5] for e in page}) == 14  # 12 grown + 2 of the world

@@ -168,3 +168,46 @@ def test_missing_event_fields_are_each_reported(post, sequence_a):
         name: [api.MSG_REQUIRED]
         for name in ("id", "type", "sequence_id", "contact_email", "occurred_at")
     }
+
+
+# --- queries per event ------------------------------------------------------------------------
+def test_an_event_costs_few_queries(post, sequence_a, enrolled, django_assert_max_num_queries):
+    """Token, enrollment (with its sequence and contact), replay check, lock, insert, what
+    cats_sync reads of the contact: 11 with the test's savepoints, however busy the team."""
+    assert post(EVENTS, event(sequence_a, id="first")).status_code == 201
+    with django_assert_max_num_queries(11):
+        response = post(EVENTS, event(sequence_a, id="second"))
+    assert response.status_code == 201
+    assert response.json()["contact_email"] == "ada@prospect.example"
+
+
+def test_an_event_of_a_contact_synced_to_cats_costs_few_queries(
+    post, team_a, sequence_a, enrolled, cats_sandbox, settings, django_assert_max_num_queries
+):
+    """The bench's case (18 queries before): the contact is in CATS, so the event becomes a
+    sync task. 14 with the test's savepoints (six of them): token, enrollment, replay check,
+    lock, insert, enrollment update, the contact's CATS record, the task (its runner is woken
+    on commit)."""
+    from cats_sync.models import CatsAccount, SyncTask
+    from tests.support.cats import connect, drain
+
+    assert post(EVENTS, event(sequence_a, id="before")).status_code == 201  # token in use
+    settings.CATS_API_URL = cats_sandbox.url
+    site = cats_sandbox.create_site()
+    connect(team_a.member, site, sync_mode=CatsAccount.SyncMode.ON_ADD)
+    from cats_sync.services import resync_start
+
+    resync_start(
+        enrollments=Enrollment.objects.filter(pk=enrolled.pk),
+        started_by=team_a.member.user,
+        team=team_a.team,
+        description="test",
+    )
+    drain()
+    assert Enrollment.objects.get(pk=enrolled.pk).cats_sync.synced_at is not None
+    with django_assert_max_num_queries(14):
+        response = post(EVENTS, event(sequence_a, id="synced", occurred_at="2024-06-01T09:00:00Z"))
+    assert response.status_code == 201
+    assert SyncTask.objects.filter(
+        kind=SyncTask.Kind.EVENT, event__external_id="synced", state=SyncTask.State.PENDING
+    ).exists()

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from interseller import imports, tasks
-from interseller.imports import execute as import_steps
+from interseller.imports import jobs as import_jobs
 from interseller.models import Contact, Enrollment, ImportJob
 from tests.factories import ContactFactory
 from tests.support.admin import message_texts
@@ -54,6 +54,13 @@ def test_importing_into_a_sequence_syncs_each_contact_to_cats_once(
     )
     if in_background:
         assert tasks.import_job_run(ImportJob.objects.get().pk) == "done"
+    # An import is bulk work: one task per contact, none of them ahead of a person's add.
+    from cats_sync.models import SyncTask
+
+    assert (
+        sorted(SyncTask.objects.values_list("priority", "state"))
+        == [(SyncTask.Priority.BULK, SyncTask.State.PENDING)] * 3
+    )
     drain()
     snap = cats_sandbox.snapshot(site.id)
     assert len(snap["candidates"]) == before + 2
@@ -181,30 +188,137 @@ def test_a_file_that_became_invalid_fails_the_job_and_imports_nothing(team_a, lo
     assert 'http-equiv="refresh"' not in html
 
 
-def test_an_error_during_the_background_import_rolls_all_of_it_back(
-    team_a, login, background, monkeypatch
+@pytest.fixture
+def one_row_chunks(monkeypatch):
+    """Chunks of one row, so a three-row file is written in three commits."""
+    monkeypatch.setattr(import_jobs, "JOB_CHUNK_ROWS", 1)
+
+
+EMAILS = {"ada@analytical.example", "grace.hopper@navy.example", "linus@kernel.example"}
+
+
+def test_an_error_part_way_keeps_the_chunks_written_and_says_up_to_which_row(
+    team_a, login, background, one_row_chunks, monkeypatch
 ):
     existing = ContactFactory(
-        team=team_a.team, owner=team_a.owner, email="ada@analytical.example", company="Old"
+        team=team_a.team, owner=team_a.owner, email="grace.hopper@navy.example", company="Old"
     )
-    job = queue_job(login(team_a.owner), team_a.team)
-    real = import_steps.contact_upsert
-    calls = []
+    client = login(team_a.owner)
+    job = queue_job(client, team_a.team)
+    real = import_jobs.contacts_upsert_many
 
-    def failing_on_second_row(**kwargs):
-        calls.append(kwargs["email"])
-        if len(calls) == 2:
+    def failing_on_grace(**kwargs):
+        if kwargs["rows"][0][0] == "grace.hopper@navy.example":
             raise RuntimeError("disk full")
         return real(**kwargs)
 
-    monkeypatch.setattr(import_steps, "contact_upsert", failing_on_second_row)
+    monkeypatch.setattr(import_jobs, "contacts_upsert_many", failing_on_grace)
     assert tasks.import_job_run(job.pk) == "failed"
     job.refresh_from_db()
-    assert job.state == ImportJob.State.FAILED
-    assert job.error.startswith("Nothing was imported: row 3 could not be saved (RuntimeError)")
+    assert job.error == (
+        "The import stopped: The import stopped unexpectedly. Try again, or ask an administrator "
+        "to look at the server log. Rows 1 to 2 of the file were imported (1 of 3 rows); the "
+        "rest were not. Import the file again once it is fixed: rows already imported are "
+        "updated, never added twice."
+    )
     existing.refresh_from_db()
-    assert existing.company == "Old"
+    assert existing.company == "Old"  # its chunk rolled back whole
+    assert team_emails(team_a.team) == {"ada@analytical.example", "grace.hopper@navy.example"}
+    html = client.get(job_url(job)).content.decode()
+    assert "Rows 1 to 2 of the file were imported" in html
+    assert '<td id="p-created">1</td>' in html
+
+
+def test_a_worker_killed_mid_import_is_resumed_by_the_sweeper_without_duplicates(
+    team_a, login, sequence_a, background, one_row_chunks, monkeypatch
+):
+    from django.utils import timezone
+
+    client = login(team_a.owner)
+    job = queue_job(client, team_a.team, sequence=sequence_a)
+    real = import_jobs.contacts_upsert_many
+    calls = []
+
+    def killed_on_second_chunk(**kwargs):
+        calls.append(kwargs["rows"][0][0])
+        if len(calls) == 2:
+            real(**kwargs)  # written, then the worker dies before its commit
+            raise SystemExit("worker killed")
+        return real(**kwargs)
+
+    monkeypatch.setattr(import_jobs, "contacts_upsert_many", killed_on_second_chunk)
+    with pytest.raises(SystemExit):
+        tasks.import_job_run(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.processed_rows, job.next_row) == (ImportJob.State.RUNNING, 1, 2)
     assert team_emails(team_a.team) == {"ada@analytical.example"}
+    html = client.get(job_url(job)).content.decode()
+    assert "Importing: 1 of 3 rows written" in html and '<progress value="1" max="3"' in html
+
+    # The sweeper leaves a run alone while it beats...
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: queued.append(a))
+    assert tasks.import_jobs_sweep() == {"resumed": 0, "failed": 0, "requeued": 0}
+    # ...and resumes it once the heartbeat is older than the lease.
+    ImportJob.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timezone.timedelta(seconds=imports.import_job_lease() + 1)
+    )
+    assert tasks.import_jobs_sweep() == {"resumed": 1, "failed": 0, "requeued": 0}
+    assert queued == [("interseller.tasks.import_job_run", job.pk)]
+    assert tasks.import_job_run(job.pk) == "done"
+    job.refresh_from_db()
+    assert (job.processed_rows, job.created, job.added_to_sequence, job.recoveries) == (3, 3, 3, 1)
+    assert team_emails(team_a.team) == EMAILS
+    assert Contact.objects.count() == 3
+    assert Enrollment.objects.filter(sequence=sequence_a).count() == 3
+    assert calls.count("ada@analytical.example") == 1  # the committed chunk was not redone
+
+
+def test_a_job_that_keeps_stalling_is_failed_saying_what_was_imported(
+    team_a, login, background, one_row_chunks, monkeypatch
+):
+    from django.utils import timezone
+
+    client = login(team_a.owner)
+    job = queue_job(client, team_a.team)
+    monkeypatch.setattr(import_jobs, "import_job_slice", lambda: 0)
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: None)
+    assert tasks.import_job_run(job.pk) == "queued"  # one chunk, then handed over
+    long_ago = timezone.now() - timezone.timedelta(seconds=imports.import_job_lease() + 1)
+    ImportJob.objects.filter(pk=job.pk).update(
+        state=ImportJob.State.RUNNING,
+        heartbeat_at=long_ago,
+        recoveries=imports.JOB_MAX_RECOVERIES,
+    )
+    assert tasks.import_jobs_sweep() == {"resumed": 0, "failed": 1, "requeued": 0}
+    job.refresh_from_db()
+    assert job.state == ImportJob.State.FAILED and bytes(job.data) == b""
+    assert job.error.startswith(
+        "The import stopped: Its worker stopped 4 times without finishing (it may have run out "
+        "of memory or time). Rows 1 to 2 of the file were imported (1 of 3 rows)"
+    )
+    html = client.get(job_url(job)).content.decode()
+    assert "Its worker stopped 4 times" in html and 'http-equiv="refresh"' not in html
+
+
+def test_a_run_hands_the_rest_to_a_new_task_before_the_worker_timeout(
+    team_a, login, background, one_row_chunks, monkeypatch, django_capture_on_commit_callbacks
+):
+    client = login(team_a.owner)
+    job = queue_job(client, team_a.team)
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: queued.append(a))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert imports.import_job_run(job_id=job.pk, max_seconds=0).state == "queued"
+    assert queued == [("interseller.tasks.import_job_run", job.pk)]
+    job.refresh_from_db()
+    assert (job.state, job.processed_rows) == (ImportJob.State.QUEUED, 1)
+    html = client.get(job_url(job)).content.decode()
+    assert "Waiting for a worker to carry on: 1 of 3 rows written" in html
+    assert tasks.import_job_run(job.pk) == "done"
+    job.refresh_from_db()
+    assert (job.processed_rows, job.created) == (3, 3)
+    assert team_emails(team_a.team) == EMAILS
 
 
 def test_a_job_left_running_by_a_dead_worker_is_run_again(team_a, login, background):
@@ -212,25 +326,27 @@ def test_a_job_left_running_by_a_dead_worker_is_run_again(team_a, login, backgro
 
     job = queue_job(login(team_a.owner), team_a.team)
     recent = timezone.now()
-    ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.RUNNING, started_at=recent)
+    ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.RUNNING, heartbeat_at=recent)
     assert tasks.import_job_run(job.pk) == "nothing to do"  # still running somewhere
     long_ago = recent - timezone.timedelta(seconds=imports.import_job_lease() + 1)
-    ImportJob.objects.filter(pk=job.pk).update(started_at=long_ago)
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=long_ago)
     assert tasks.import_job_run(job.pk) == "done"
     assert Contact.objects.count() == 3
 
 
-def test_progress_while_running_comes_from_the_cache(team_a, login, background):
-    from django.core.cache import cache
+def test_a_queued_job_whose_message_was_lost_is_enqueued_again(
+    team_a, login, background, monkeypatch
+):
+    from django.utils import timezone
 
-    client = login(team_a.owner)
-    job = queue_job(client, team_a.team)
-    ImportJob.objects.filter(pk=job.pk).update(state=ImportJob.State.RUNNING)
-    cache.set(imports.import_job_progress_key(job.pk), 2)
-    html = client.get(job_url(job)).content.decode()
-    assert "Importing: 2 of 3 rows written" in html
-    assert '<progress value="2" max="3"' in html
-    cache.delete(imports.import_job_progress_key(job.pk))
+    job = queue_job(login(team_a.owner), team_a.team)
+    queued = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: queued.append(a))
+    assert tasks.import_jobs_sweep()["requeued"] == 0  # just queued: give the worker time
+    long_ago = timezone.now() - timezone.timedelta(seconds=imports.import_job_lease() + 1)
+    ImportJob.objects.filter(pk=job.pk).update(created_at=long_ago)
+    assert tasks.import_jobs_sweep()["requeued"] == 1
+    assert queued == [("interseller.tasks.import_job_run", job.pk)]
 
 
 def test_import_jobs_are_scoped_like_contacts(team_a, team_b, login, client, background):

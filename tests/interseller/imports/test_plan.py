@@ -10,7 +10,7 @@ from interseller.admin import spreadsheets as admin_import
 from interseller.imports import columns_match, import_execute, import_plan, sheet_read
 from interseller.imports import execute as import_steps
 from interseller.models import Contact, Enrollment
-from interseller.signals import contact_added_to_sequence
+from interseller.signals import contacts_added_to_sequence
 from tests.factories import ContactFactory, SequenceFactory
 from tests.support.admin import message_texts
 from tests.support.spreadsheets import (
@@ -119,23 +119,23 @@ def test_chosen_sequence_gets_every_contact_through_the_service(team_a, login, s
     Enrollment.objects.create(contact=already, sequence=sequence_a)
     sent = []
 
-    def receiver(sender, enrollment, added_by, **kwargs):
-        sent.append((enrollment.contact.email, added_by))
+    def receiver(sender, enrollments, sequence, added_by, **kwargs):
+        sent.extend((e.contact.email, added_by) for e in enrollments if e.sequence == sequence)
 
-    contact_added_to_sequence.connect(receiver)
+    contacts_added_to_sequence.connect(receiver)
     try:
         client = login(team_a.member)
         dry, done = import_file(
             client, fixture_bytes("linkedin_recruiter.csv"), team=team_a.team, sequence=sequence_a
         )
     finally:
-        contact_added_to_sequence.disconnect(receiver)
+        contacts_added_to_sequence.disconnect(receiver)
     assert dry.context["sequence_to_add"] == 2
     assert dry.context["plan"].already_in_sequence == 1
     assert set(
         Enrollment.objects.filter(sequence=sequence_a).values_list("contact__email", flat=True)
     ) == {"ada@analytical.example", "grace.hopper@navy.example", "linus@kernel.example"}
-    # The signal integrations listen to, once per new enrollment, with who added it.
+    # The signal integrations listen to, naming each new enrollment once, with who added it.
     assert sorted(sent) == [
         ("grace.hopper@navy.example", team_a.member),
         ("linus@kernel.example", team_a.member),
@@ -214,16 +214,17 @@ def test_an_error_during_the_real_import_rolls_all_of_it_back(team_a, login, mon
     existing = ContactFactory(
         team=team_a.team, owner=team_a.owner, email="katherine@nasa.example", company="Old"
     )
-    real = import_steps.contact_upsert
+    real = import_steps.contacts_upsert_many
     calls = []
 
     def failing_on_second_row(**kwargs):
-        calls.append(kwargs["email"])
+        calls.append(kwargs["rows"])
         if len(calls) == 2:
             raise RuntimeError("disk full")
         return real(**kwargs)
 
-    monkeypatch.setattr(import_steps, "contact_upsert", failing_on_second_row)
+    monkeypatch.setattr(import_steps, "PROGRESS_EVERY", 1)  # a row at a time
+    monkeypatch.setattr(import_steps, "contacts_upsert_many", failing_on_second_row)
     client = login(team_a.owner)
     dry, done = import_file(client, fixture_bytes("google_sheets.tsv"), team=team_a.team)
     assert done.url == IMPORT_URL

@@ -19,6 +19,7 @@ from interseller.imports import (
     ImportRefused,
     import_plan,
     sheet_read,
+    sheet_read_chunks,
 )
 from interseller.models import Contact
 from tests.support.admin import message_texts
@@ -105,6 +106,24 @@ def test_xlsx_numbers_become_text_and_blank_rows_keep_row_numbers():
     sheet = sheet_read(fixture_bytes("excel.xlsx"))
     assert [number for number, _ in sheet.rows] == [2, 3, 5]
     assert sheet.rows[0][1][5] == "6175550100"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        fixture_bytes("excel.xlsx"),
+        b"Email,Name\n\na@x.example,A\nb@x.example,B\n\n\nc@x.example,C\nd@x.example,\n",
+    ],
+    ids=["xlsx", "csv"],
+)
+def test_a_file_read_in_chunks_holds_the_same_rows_as_read_whole(data):
+    whole = sheet_read(data)
+    parts = list(sheet_read_chunks(data, size=2))
+    assert [r for part in parts for r in part.rows] == whole.rows
+    assert all(len(part.rows) <= 2 for part in parts) and len(parts) >= 2
+    assert all(
+        (part.headers, part.description) == (whole.headers, whole.description) for part in parts
+    )
 
 
 @pytest.mark.parametrize(

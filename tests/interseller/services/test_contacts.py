@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from interseller import services
 from interseller.models import Contact, Enrollment
-from interseller.signals import contact_added_to_sequence
+from interseller.signals import contact_added_to_sequence, contacts_added_to_sequence
 from tests.factories import ContactFactory, SequenceFactory
 from tests.support.domain import received
 
@@ -175,3 +175,66 @@ def test_archived_sequence_takes_no_new_contacts(team_a):
         services.contact_add_to_sequence(contact=contact, sequence=sequence)
     assert MSG_SEQUENCE_ARCHIVED.format(sequence="Old") in str(exc.value)
     assert not Enrollment.objects.filter(sequence=sequence).exists()
+
+
+# --- many at once (the import) ----------------------------------------------------------------
+def _rows(*emails: str, company: str = "Acme") -> list[tuple[str, dict[str, str]]]:
+    return [(e, {"company": company, "phone": ""}) for e in emails]
+
+
+def test_upsert_many_counts_like_one_at_a_time_and_signals_once(team_a, sequence_a, enrollment):
+    ContactFactory(team=team_a.team, owner=team_a.owner, email="same@x.example", company="Acme")
+    changed = ContactFactory(
+        team=team_a.team, owner=team_a.owner, email="moved@x.example", company="Old", phone="1"
+    )
+    with received(contacts_added_to_sequence) as sent:
+        result = services.contacts_upsert_many(
+            team=team_a.team,
+            owner=team_a.member,
+            rows=_rows(
+                "new@x.example", "same@x.example", "moved@x.example", enrollment.contact.email
+            ),
+            sequence=sequence_a,
+            added_by=team_a.owner,
+        )
+    assert (result.created, result.updated, result.unchanged) == (1, 2, 1)
+    assert (result.added_to_sequence, result.already_in_sequence) == (3, 1)
+    changed.refresh_from_db()
+    assert (changed.company, changed.phone, changed.owner) == ("Acme", "1", team_a.owner)
+    assert Contact.objects.get(email="new@x.example").owner == team_a.member
+    [call] = sent
+    assert sorted(e.contact.email for e in call["enrollments"]) == [
+        "moved@x.example",
+        "new@x.example",
+        "same@x.example",
+    ]
+    assert call["added_by"] == team_a.owner
+
+
+def test_upsert_many_refuses_a_teammates_contact_for_a_member(team_a):
+    ContactFactory(team=team_a.team, owner=team_a.member2, email="theirs@x.example")
+    with pytest.raises(services.TeammatesContact) as caught:
+        services.contacts_upsert_many(
+            team=team_a.team,
+            owner=team_a.member,
+            rows=_rows("mine@x.example", "theirs@x.example"),
+            only_own=team_a.member,
+        )
+    assert caught.value.email == "theirs@x.example"
+
+
+def test_upsert_many_falls_back_to_one_at_a_time_when_a_contact_appeared(
+    team_a, sequence_a, monkeypatch
+):
+    def lost_race(objs, *args, **kwargs):
+        raise IntegrityError("contact_team_email_unique")
+
+    monkeypatch.setattr(Contact.objects, "bulk_create", lost_race)
+    result = services.contacts_upsert_many(
+        team=team_a.team,
+        owner=team_a.member,
+        rows=_rows("a@x.example", "b@x.example"),
+        sequence=sequence_a,
+    )
+    assert (result.created, result.added_to_sequence) == (2, 2)
+    assert Enrollment.objects.filter(sequence=sequence_a).count() == 2
