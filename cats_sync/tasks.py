@@ -26,7 +26,7 @@ def run_site(site_id: int) -> dict[str, int]:
 
 
 def resync_plan_run(run_id: int) -> str:
-    from .services.resync import resync_plan_run as plan
+    from .services.planning import resync_plan_run as plan
 
     run = plan(run_id=run_id)
     return "nothing to do" if run is None else run.state
@@ -102,7 +102,8 @@ def _resume_readable_keys() -> None:
 
 
 def _close_finished_runs() -> None:
-    from .services.resync import PLAN_LEASE, resync_run_close_if_done
+    from .services.planning import PLAN_LEASE
+    from .services.resync import resync_run_close_if_done
 
     # A run whose planning worker died is handed on.
     stale = timezone.now() - PLAN_LEASE

@@ -31,7 +31,8 @@ from ..budget import OUTAGE_AFTER, budget_block
 from ..client import CatsAuthError, CatsError, CatsRateLimited, CatsUnavailable
 from ..errors import KeyUnreadable, NeedsPerson, RateLimited, Wait
 from ..models import CatsAccount, CatsIncident, CatsSite, EnrollmentSync, SyncIssue, SyncTask
-from ..services.connection import cats_account_mark_invalid, cats_client_for
+from ..services.clients import cats_client_for
+from ..services.connection import cats_account_mark_invalid
 from ..services.incidents import incident_open
 from ..services.issues import issue_raise
 from ..services.outbox import enrollment_sync_capture

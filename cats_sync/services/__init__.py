@@ -20,16 +20,15 @@ The names below are the public API; admin, forms and tests use them from here.
 """
 
 from .check import Finding, cats_settings_check, cats_settings_lint
+from .clients import cats_client_for, require_connected
 from .clone import CLONED_FIELDS, CloneLine, cats_settings_clone, clone_plan
 from .connection import (
     CheckedKey,
     Connected,
     cats_account_mark_invalid,
-    cats_client_for,
     cats_connect,
     cats_connect_check,
     cats_disconnect,
-    require_connected,
 )
 from .health import Health, health_for
 from .incidents import incident_close, incident_open, incidents_notify, incidents_review
@@ -55,6 +54,7 @@ from .outbox import (
     sync_retry,
     task_create,
 )
+from .planning import resync_plan_run
 from .push import PushPlan, push_finish_at, push_plan, push_start
 from .reconcile import reconcile_bound, reconcile_site
 from .resync import (
@@ -63,7 +63,6 @@ from .resync import (
     resync_cancel,
     resync_counts,
     resync_plan,
-    resync_plan_run,
     resync_progress,
     resync_run_close_if_done,
     resync_start,

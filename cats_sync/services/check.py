@@ -20,7 +20,8 @@ from .. import crypto, messages
 from ..client import CatsAuthError
 from ..errors import CatsSyncError, Wait
 from ..models import CatsAccount, CatsCustomField, CatsJob, CatsWorkflowStatus, SequenceSync
-from .connection import cats_account_mark_invalid, cats_client_for
+from .clients import cats_client_for
+from .connection import cats_account_mark_invalid
 from .metadata import REQUIRED_STATUSES, mapping_check, metadata_refresh
 
 

@@ -17,8 +17,7 @@ from django.utils import timezone
 from interseller.models import Membership
 
 from .. import crypto, messages, queue
-from ..budget import budget_block, budget_refund, budget_take, site_answered, site_failed
-from ..client import Answer, CatsAuthError, CatsClient, CatsError, CatsUnavailable, RequestGate
+from ..client import CatsAuthError, CatsClient, CatsError
 from ..models import (
     CatsAccount,
     CatsIncident,
@@ -41,69 +40,6 @@ WEBHOOK_FIELDS = (
     "webhook_tried_at",
 )
 SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-# --- the client ---------------------------------------------------------------------------------
-
-
-class SiteGate(RequestGate):
-    """Every request of the sync goes through its site's budget and outage back-off.
-
-    `heartbeat` runs before each request (the engine refreshes its task's lease there).
-    """
-
-    def __init__(self, site_id: int, *, bulk: bool, heartbeat=None, purpose: str = "") -> None:
-        self.site_id = site_id
-        self.bulk = bulk
-        self.purpose = purpose
-        self.heartbeat = heartbeat
-        self.request_id: int | None = None
-
-    def before(self) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat()
-        self.request_id = budget_take(site_id=self.site_id, bulk=self.bulk, purpose=self.purpose)
-
-    def answered(self, answer: Answer) -> None:
-        if answer.status == 429:
-            # Nobody on this site sends anything until CATS said to come back.
-            budget_block(site_id=self.site_id, seconds=answer.retry_after or 1)
-        ended = site_answered(
-            site_id=self.site_id,
-            status=answer.status,
-            limit=answer.limit,
-            remaining=answer.remaining,
-        )
-        if ended:
-            queue.site_wake(site_id=self.site_id)
-
-    def failed(self, error: CatsUnavailable) -> None:
-        if error.never_reached and self.request_id is not None:
-            budget_refund(request_id=self.request_id)
-        site_failed(site_id=self.site_id)
-
-
-def cats_client_for(
-    account: CatsAccount,
-    *,
-    bulk: bool = False,
-    budget: bool = True,
-    heartbeat=None,
-    purpose: str = "",
-) -> CatsClient:
-    """A client on the account's key whose requests pass the site's gate (budget, outages).
-
-    Raises crypto.KeyDecryptionError (a KeyUnreadable) when the stored key cannot be read.
-    """
-    api_key = crypto.decrypt(account.api_key_encrypted)
-    gate = None
-    if budget and account.site_id:
-        gate = SiteGate(account.site_id, bulk=bulk, heartbeat=heartbeat, purpose=purpose)
-    return CatsClient(
-        api_key,
-        timeout=(settings.CATS_CONNECT_TIMEOUT, settings.CATS_READ_TIMEOUT),
-        gate=gate,
-    )
 
 
 # --- connecting ---------------------------------------------------------------------------------
@@ -276,8 +212,3 @@ def cats_account_mark_invalid(*, account: CatsAccount) -> None:
             state=SyncTask.State.PAUSED
         )
         incident_open(account=account, kind=CatsIncident.Kind.KEY_REFUSED)
-
-
-def require_connected(account: CatsAccount) -> None:
-    if not account.is_connected:
-        raise ValidationError(messages.MSG_NOT_CONNECTED)

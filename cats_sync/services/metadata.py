@@ -24,7 +24,7 @@ from ..models import (
     CatsWorkflowStatus,
     FieldMapping,
 )
-from .connection import cats_client_for, require_connected
+from .clients import cats_client_for, require_connected
 
 CLOSED_JOB_STATUSES = ("closed", "filled", "canceled", "cancelled", "lost", "onhold", "on hold")
 

@@ -20,7 +20,7 @@ from ..budget import RECONCILE, reconcile_allowance, reconcile_per_window
 from ..client import CatsNotFound
 from ..errors import CatsSyncError, Wait
 from ..models import CatsAccount, CatsSite, EnrollmentSync, PipelineObservation
-from .connection import cats_client_for
+from .clients import cats_client_for
 from .stops import pipeline_gone, status_observe
 
 log = logging.getLogger(__name__)

@@ -97,8 +97,6 @@ def resync_plan(*, enrollments) -> ResyncPlan:
 
 # Runs up to this many contacts are queued inside the request; bigger ones by a worker.
 RESYNC_INLINE_MAX = 500
-PLAN_CHUNK = 500
-PLAN_LEASE = timedelta(minutes=5)
 
 
 def resync_counts(*, enrollments) -> ResyncPlan:
@@ -183,49 +181,13 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
     ids = list(enrollments.order_by("pk").values_list("pk", flat=True))
     run = ResyncRun.objects.create(started_by=started_by, team=team, description=description[:255])
     if len(ids) <= RESYNC_INLINE_MAX:
-        _plan_chunk(run, ids, bulk=len(ids) > 1)
+        resync_plan_chunk(run, ids, bulk=len(ids) > 1)
         plan_finish(run)
         run.refresh_from_db()
         return run
     ResyncRun.objects.filter(pk=run.pk).update(state=ResyncRun.State.PLANNING, selection=ids)
     run.state, run.selection = ResyncRun.State.PLANNING, ids
     transaction.on_commit(lambda: queue.enqueue_call("cats_sync.tasks.resync_plan_run", run.pk))
-    return run
-
-
-def resync_plan_run(*, run_id: int) -> ResyncRun | None:
-    """Plan a big run in chunks, each committed with its tasks; safe to run twice, and a
-    worker that dies mid-way leaves the rest to the next one (the sweeper hands it on)."""
-    now = timezone.now()
-    claimed = (
-        ResyncRun.objects.filter(pk=run_id, state=ResyncRun.State.PLANNING)
-        .filter(Q(plan_claimed_at__isnull=True) | Q(plan_claimed_at__lt=now - PLAN_LEASE))
-        .update(plan_claimed_at=now)
-    )
-    if not claimed:
-        return None
-    run = ResyncRun.objects.get(pk=run_id)
-    ids = list(run.selection or [])
-    while run.planned < len(ids):
-        with transaction.atomic():
-            run = ResyncRun.objects.select_for_update().get(pk=run_id)
-            if run.state != ResyncRun.State.PLANNING:
-                return run  # cancelled meanwhile
-            chunk = ids[run.planned : run.planned + PLAN_CHUNK]
-            if run.kind == ResyncRun.Kind.PUSH:
-                from .push import push_plan_chunk
-
-                push_plan_chunk(run, chunk)
-            else:
-                _plan_chunk(run, chunk, bulk=True)
-            ResyncRun.objects.filter(pk=run.pk).update(
-                planned=run.planned + len(chunk), plan_claimed_at=timezone.now()
-            )
-        run.refresh_from_db()
-    with transaction.atomic():
-        run = ResyncRun.objects.select_for_update().get(pk=run_id)
-        if run.state == ResyncRun.State.PLANNING:
-            plan_finish(run)
     return run
 
 
@@ -243,7 +205,7 @@ def plan_finish(run: ResyncRun) -> None:
         transaction.on_commit(lambda: resync_run_close_if_done(run_id=run.pk))
 
 
-def _plan_chunk(run: ResyncRun, enrollment_ids: list[int], *, bulk: bool) -> None:
+def resync_plan_chunk(run: ResyncRun, enrollment_ids: list[int], *, bulk: bool) -> None:
     """Queue the unblocked never-synced enrollments of these ids for the run, and count."""
     plan = resync_plan(enrollments=Enrollment.objects.filter(pk__in=enrollment_ids))
     queued: list[int] = []

@@ -31,7 +31,7 @@ from django.utils import timezone
 from .. import crypto, queue
 from ..errors import CatsSyncError
 from ..models import CatsAccount, WebhookDelivery
-from .connection import cats_client_for
+from .clients import cats_client_for
 from .stops import observe_candidate_deleted, observe_pipeline_deleted, observe_pipeline_status
 
 log = logging.getLogger(__name__)

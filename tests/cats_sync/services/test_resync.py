@@ -179,3 +179,114 @@ def test_a_running_resync_can_be_cancelled_and_leaves_the_rest_for_later(team_a,
     # A later resync finds them again.
     plan = cats.resync_plan(enrollments=Enrollment.objects.filter(sequence=seq))
     assert len(plan.to_sync) == 3
+
+
+# --- a big resync is planned by a worker -------------------------------------------------------
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """A "big" run is anything over 2 contacts, planned 2 at a time (the logic, not the sizes)."""
+    from cats_sync.services import planning, resync
+
+    monkeypatch.setattr(resync, "RESYNC_INLINE_MAX", 2)
+    monkeypatch.setattr(planning, "PLAN_CHUNK", 2)
+
+
+def test_a_big_resync_starts_at_once_and_a_worker_plans_it_in_chunks(
+    team_a, site, seq, cats_sandbox, small_chunks, monkeypatch, django_capture_on_commit_callbacks
+):
+    for i in range(5):
+        add(seq, f"big{i}@example.com")
+    connect(team_a.member, site)
+    enqueued = []
+    monkeypatch.setattr("cats_sync.queue.enqueue_call", lambda *args: enqueued.append(args))
+    before = cats_sandbox.requests()
+    with django_capture_on_commit_callbacks(execute=True):
+        run = cats.resync_start(
+            enrollments=Enrollment.objects.filter(sequence=seq),
+            started_by=None,
+            team=team_a.team,
+            description="big",
+        )
+    # Starting wrote the selection down and handed it to a worker: no task, no CATS request.
+    assert run.state == ResyncRun.State.PLANNING and len(run.selection) == 5
+    assert not SyncTask.objects.filter(run=run).exists()
+    assert enqueued == [("cats_sync.tasks.resync_plan_run", run.pk)]
+    assert cats_sandbox.requests() == before
+    cats.resync_plan_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.planned, run.total, run.selection) == (
+        ResyncRun.State.RUNNING,
+        5,
+        5,
+        [],
+    )
+    assert SyncTask.objects.filter(run=run).count() == 5
+    drain()
+    run.refresh_from_db()
+    assert run.state == ResyncRun.State.DONE
+    assert cats.resync_progress(run=run).created == 5
+
+
+def test_planning_whose_worker_died_is_handed_on_by_the_sweeper_without_planning_twice(
+    team_a, site, seq, small_chunks, monkeypatch
+):
+    from cats_sync import tasks
+    from cats_sync.services import planning, resync
+
+    for i in range(5):
+        add(seq, f"died{i}@example.com")
+    connect(team_a.member, site)
+    run = cats.resync_start(
+        enrollments=Enrollment.objects.filter(sequence=seq),
+        started_by=None,
+        team=team_a.team,
+        description="big",
+    )
+    # The first worker plans one chunk, then dies.
+    real_chunk = resync.resync_plan_chunk
+    calls = []
+
+    def chunk_then_die(run_, ids, **kwargs):
+        calls.append(ids)
+        if len(calls) == 2:
+            raise SystemExit("worker killed")
+        return real_chunk(run_, ids, **kwargs)
+
+    monkeypatch.setattr(planning, "resync_plan_chunk", chunk_then_die)
+    with pytest.raises(SystemExit):
+        cats.resync_plan_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.planned) == (ResyncRun.State.PLANNING, 2)
+    # Within its lease nobody else takes it; once the lease is over, the sweeper hands it on.
+    assert cats.resync_plan_run(run_id=run.pk) is None
+    ResyncRun.objects.filter(pk=run.pk).update(
+        plan_claimed_at=timezone.now() - planning.PLAN_LEASE - timedelta(seconds=1)
+    )
+    enqueued = []
+    monkeypatch.setattr("cats_sync.queue.enqueue_call", lambda *args: enqueued.append(args))
+    monkeypatch.setattr(planning, "resync_plan_chunk", real_chunk)
+    tasks.sweep()
+    assert ("cats_sync.tasks.resync_plan_run", run.pk) in enqueued
+    tasks.resync_plan_run(run.pk)
+    run.refresh_from_db()
+    assert (run.state, run.planned, run.total) == (ResyncRun.State.RUNNING, 5, 5)
+    assert SyncTask.objects.filter(run=run).count() == 5  # the first chunk was not planned twice
+
+
+def test_cancelling_a_run_while_it_is_planned_leaves_the_rest_out(team_a, site, seq, small_chunks):
+    for i in range(5):
+        add(seq, f"cancel{i}@example.com")
+    connect(team_a.member, site)
+    run = cats.resync_start(
+        enrollments=Enrollment.objects.filter(sequence=seq),
+        started_by=None,
+        team=team_a.team,
+        description="big",
+    )
+    assert cats.resync_cancel(run=run) == 5
+    cats.resync_plan_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == ResyncRun.State.CANCELLED
+    assert not SyncTask.objects.filter(run=run).exists()
