@@ -35,7 +35,12 @@ from ..models import (
     CatsJob,
     SyncTask,
 )
-from .common import FieldMappingInline, resync_action, resync_description_of_members
+from .common import (
+    FieldMappingInline,
+    confirm_context,
+    resync_action,
+    resync_description_of_members,
+)
 from .health import health_view
 
 MSG_CLONE_ONE_SOURCE = "Select exactly one CATS connection to clone its settings from."
@@ -324,17 +329,14 @@ class CatsAccountAdmin(TeamScopedAdmin):
             .annotate(n=Count("pk"))
         )
         rows = [(account, queued.get(account.pk, 0)) for account in accounts]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Disconnect CATS",
-            "opts": self.model._meta,
-            "rows": rows,
-            "waiting": sum(n for _, n in rows),
-            "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-            "action": "disconnect",
-            "action_checkbox_name": ACTION_CHECKBOX_NAME,
-        }
+        context = confirm_context(
+            self,
+            request,
+            "disconnect",
+            title="Disconnect CATS",
+            rows=rows,
+            waiting=sum(n for _, n in rows),
+        )
         return TemplateResponse(request, "admin/cats_sync/disconnect_confirm.html", context)
 
     @admin.action(description="Resync not-yet-synced contacts…")

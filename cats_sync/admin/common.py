@@ -203,20 +203,30 @@ def resync_action(modeladmin, request, enrollments: QuerySet, *, action: str, wh
         modeladmin.message_user(request, message, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:cats_sync_resyncrun_change", args=[run.pk]))
     plan = services.resync_counts(enrollments=enrollments)
-    context = {
+    context = confirm_context(
+        modeladmin,
+        request,
+        action,
+        title="Resync to CATS",
+        what=what,
+        plan=plan,
+        to_sync=plan.sync_count,
+        blocked=sorted(plan.blocked.items()),
+    )
+    return TemplateResponse(request, "admin/cats_sync/resync_confirm.html", context)
+
+
+def confirm_context(modeladmin, request, action: str, **extra) -> dict:
+    """What an action's confirmation page needs to post the same selection back."""
+    return {
         **modeladmin.admin_site.each_context(request),
-        "title": "Resync to CATS",
         "opts": modeladmin.model._meta,
-        "what": what,
-        "plan": plan,
-        "to_sync": plan.sync_count,
-        "blocked": sorted(plan.blocked.items()),
         "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
         "select_across": request.POST.get("select_across", "0"),
         "action": action,
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        **extra,
     }
-    return TemplateResponse(request, "admin/cats_sync/resync_confirm.html", context)
 
 
 def resync_selected(modeladmin, request, queryset: QuerySet, field: str, noun: str):
@@ -277,21 +287,18 @@ def push_action(modeladmin, request, enrollments: QuerySet, *, action: str, what
             modeladmin.message_user(request, message, messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:cats_sync_resyncrun_change", args=[run.pk]))
     plan = services.push_plan(enrollments=enrollments, remove_old=remove_old)
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": "Push changes to CATS",
-        "opts": modeladmin.model._meta,
-        "what": what,
-        "plan": plan,
-        "finish_at": services.push_finish_at(plan),
-        "blocked": sorted(plan.blocked.items()),
-        "notes": sorted(plan.notes.items()),
-        "remove_old": remove_old,
-        "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
-        "select_across": request.POST.get("select_across", "0"),
-        "action": action,
-        "action_checkbox_name": ACTION_CHECKBOX_NAME,
-    }
+    context = confirm_context(
+        modeladmin,
+        request,
+        action,
+        title="Push changes to CATS",
+        what=what,
+        plan=plan,
+        finish_at=services.push_finish_at(plan),
+        blocked=sorted(plan.blocked.items()),
+        notes=sorted(plan.notes.items()),
+        remove_old=remove_old,
+    )
     return TemplateResponse(request, "admin/cats_sync/push_confirm.html", context)
 
 
