@@ -175,23 +175,34 @@ class SequenceSyncInline(ParentScopedInline, admin.StackedInline):
         return owner_id if visible else None
 
 
-def resync_action(modeladmin, request, enrollments: QuerySet, *, action: str, what: str):
-    """Plan (no CATS request), confirm, start a run, show its progress."""
+def _one_team_selection(modeladmin, request, enrollments: QuerySet, nothing: str):
+    """The selected enrollments the user may see, and their one team (None, with a message,
+    when there are none or they span teams)."""
     enrollments = scoped_queryset(request, Enrollment).filter(
         pk__in=enrollments.values("pk").order_by()
     )
     team_ids = set(enrollments.order_by().values_list("sequence__team_id", flat=True).distinct())
     if not team_ids:
-        modeladmin.message_user(request, MSG_NOTHING_TO_RESYNC, messages.WARNING)
-        return None
+        modeladmin.message_user(request, nothing, messages.WARNING)
+        return enrollments, None
     if len(team_ids) > 1:
         modeladmin.message_user(request, MSG_ONE_TEAM, messages.ERROR)
+        return enrollments, None
+    return enrollments, team_ids.pop()
+
+
+def resync_action(modeladmin, request, enrollments: QuerySet, *, action: str, what: str):
+    """Plan (no CATS request), confirm, start a run, show its progress."""
+    enrollments, team_id = _one_team_selection(
+        modeladmin, request, enrollments, MSG_NOTHING_TO_RESYNC
+    )
+    if team_id is None:
         return None
     if request.POST.get("confirm") == "yes":
         run = services.resync_start(
             enrollments=enrollments,
             started_by=request.user,
-            team=Team.objects.get(pk=next(iter(team_ids))),
+            team=Team.objects.get(pk=team_id),
             description=what,
         )
         if run.state == run.State.PLANNING:
@@ -254,15 +265,10 @@ MSG_PUSH_OPTION_CHANGED = "The option changed since the preview: check the new c
 
 def push_action(modeladmin, request, enrollments: QuerySet, *, action: str, what: str):
     """Preview (no CATS request), confirm, start a push run, show its progress."""
-    enrollments = scoped_queryset(request, Enrollment).filter(
-        pk__in=enrollments.values("pk").order_by()
+    enrollments, team_id = _one_team_selection(
+        modeladmin, request, enrollments, MSG_NOTHING_TO_PUSH
     )
-    team_ids = set(enrollments.order_by().values_list("sequence__team_id", flat=True).distinct())
-    if not team_ids:
-        modeladmin.message_user(request, MSG_NOTHING_TO_PUSH, messages.WARNING)
-        return None
-    if len(team_ids) > 1:
-        modeladmin.message_user(request, MSG_ONE_TEAM, messages.ERROR)
+    if team_id is None:
         return None
     remove_old = request.POST.get("remove_old") == "on"
     previewed = request.POST.get("previewed_remove_old")
@@ -274,7 +280,7 @@ def push_action(modeladmin, request, enrollments: QuerySet, *, action: str, what
             run = services.push_start(
                 enrollments=enrollments,
                 started_by=request.user,
-                team=Team.objects.get(pk=next(iter(team_ids))),
+                team=Team.objects.get(pk=team_id),
                 description=what,
                 remove_old=remove_old,
             )
