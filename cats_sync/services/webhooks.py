@@ -228,9 +228,12 @@ def _parse_date(value) -> datetime | None:
 
 def webhook_receive(*, token: str, body: bytes, request_id: str, signature: str) -> Received:
     """Check one delivery and store it; the worker processes it. What to answer CATS."""
+    # A key CATS refused for now still owns its webhook (disconnecting forgets the token): a
+    # 410 would make CATS delete it while the person is reconnecting.
     account = (
-        CatsAccount.objects.filter(webhook_token=token, status=CatsAccount.Status.CONNECTED)
+        CatsAccount.objects.filter(webhook_token=token)
         .exclude(webhook_token="")
+        .exclude(status=CatsAccount.Status.DISCONNECTED)
         .first()
         if token
         else None

@@ -441,3 +441,17 @@ def test_a_move_waiting_in_an_unprocessed_delivery_is_never_undone(
     (pipeline,) = [p for p in snap["pipelines"] if p["id"] == es.pipeline_id]
     assert pipeline["status_title"] == "Submitted"
     assert process_all() == ["stopped"]
+
+
+def test_a_connection_whose_key_cats_refused_keeps_its_webhook(team_a, site, seq, sandbox, live):
+    """Answering 410 would make CATS delete the webhook while the person reconnects."""
+    account = connected(team_a, site)
+    es = es_of(synced_contact(sandbox, seq), seq)
+    with sandbox.deliveries_held():
+        cats.metadata_refresh(account=account)  # the workflow's statuses, from our cache
+    cats.cats_account_mark_invalid(account=account)
+    account.refresh_from_db()
+    assert account.status == CatsAccount.Status.INVALID
+    answer = _post(live, account, _body(es, site.status_id("Submitted")))
+    assert answer.status_code == 202
+    assert process_all() == ["stopped"]
