@@ -92,7 +92,11 @@ def test_the_probe_learns_the_window_and_brings_every_budget_wait_forward(backlo
     # Nothing waits longer than the learned window, and nothing was answered 429.
     horizon = timezone.now() + timedelta(seconds=row.rate_window_seconds + 1)
     assert not SyncTask.objects.filter(state=SyncTask.State.PENDING, not_before__gt=horizon)
-    assert all(e["status"] != 429 for e in cats_sandbox.request_log(0)["entries"])
+    entries = cats_sandbox.request_log(0)["entries"]
+    assert all(e["status"] != 429 for e in entries)
+    # The tasks that waited did not search again: the batch's one search still answers them.
+    searches = [e for e in entries if e["route"].startswith("/candidates/search")]
+    assert len(searches) == 1
 
 
 def test_the_live_reserve_is_left_to_live_work(backlog):
