@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from . import messages
+from . import messages, queue
 from .errors import BudgetSpent, RateLimited, SiteOutage
 from .models import CatsRequest, CatsSite
 
@@ -123,9 +124,17 @@ def budget_take(*, site_id: int, bulk: bool = False, purpose: str = "") -> int:
         reserve = int(site.rate_limit * BULK_RESERVE_FRACTION) if bulk else 0
         if remaining - reserve <= 0:
             until = _slot_frees_at(site, window_start, now, needed=reserve - remaining + 1)
-            raise BudgetSpent(
-                messages.WAIT_BUDGET.format(at=timezone.localtime(until)), until=until
-            )
+            probe = None
+            if remaining > 0 and purpose != RECONCILE:
+                probe = _probe_at(site, window_start, now, reserve=reserve)
+            if probe is None or probe > now:
+                if probe is not None:
+                    until = min(until, probe)
+                raise BudgetSpent(
+                    messages.WAIT_BUDGET.format(at=timezone.localtime(until)), until=until
+                )
+            # The probe: CATS' answer says whether our requests have aged out of its window.
+            purpose = PROBE
         if purpose == RECONCILE and reconcile_allowance(site, now=now) <= 0:
             until = now + timedelta(seconds=60)
             raise BudgetSpent(
@@ -135,6 +144,8 @@ def budget_take(*, site_id: int, bulk: bool = False, purpose: str = "") -> int:
 
 
 RECONCILE = "reconcile"
+# A bulk request sent to learn CATS' count while ours said to wait (see _probe_at).
+PROBE = "probe"
 
 
 def reconcile_share() -> float:
@@ -153,6 +164,36 @@ def reconcile_allowance(site: CatsSite, *, now: datetime | None = None) -> int:
     start = now - timedelta(seconds=site.rate_window_seconds)
     spent = CatsRequest.objects.filter(site=site, at__gt=start, purpose=RECONCILE).count()
     return reconcile_per_window(site) - spent
+
+
+# A wait longer than this (by the window we assume) is checked with CATS first: see _probe_at.
+PROBE_MIN_SECONDS = 5
+PROBE_GROWTH = 0.5
+
+
+def _probe_at(
+    site: CatsSite, window_start: datetime, now: datetime, *, reserve: int
+) -> datetime | None:
+    """When one request may go out to ask CATS' count, though ours says the bulk share is spent.
+
+    The window is only an assumption (an hour until CATS' answers teach a shorter one), and
+    nothing teaches it while nothing is sent: a burst that spends the share in a second would
+    otherwise wait out the whole assumed window. So after a burst, one request (never past our
+    count's limit: at most one of the live reserve, and only while it is there) goes out
+    PROBE_MIN_SECONDS after our newest, then after growing gaps (half the age of the oldest
+    request counted), until an answer shows our requests aging out (the window is learned
+    from it) or the assumed window frees the slot anyway. Probes never take more than half the
+    reserve in a window. None: no probe (nothing of ours to age out, or enough probes).
+    """
+    in_window = CatsRequest.objects.filter(site=site, at__gt=window_start)
+    times = in_window.aggregate(
+        oldest=Min("at"), newest=Max("at"), probes=Count("pk", filter=Q(purpose=PROBE))
+    )
+    oldest, newest = times["oldest"], times["newest"]
+    if oldest is None or times["probes"] >= reserve // 2:
+        return None
+    gap = max(PROBE_MIN_SECONDS, (newest - oldest).total_seconds() * PROBE_GROWTH)
+    return newest + timedelta(seconds=gap)
 
 
 def _slot_frees_at(
@@ -200,6 +241,9 @@ def site_answered(*, site_id: int, status: int, limit: int | None, remaining: in
     )
     if not ended and updates:
         CatsSite.objects.filter(pk=site_id).update(**updates)
+    if "rate_window_seconds" in updates:
+        # Work told to wait out the longer window we assumed may go sooner: it asks again.
+        queue.site_wake(site_id=site_id, waiting_on=["budget"])
     return ended
 
 

@@ -75,12 +75,13 @@ def tasks_resume(*, account) -> int:
     return len(ids)
 
 
-def site_wake(*, site_id: int) -> int:
-    """CATS answers again: work that waited out the outage is due now, not at its back-off."""
+def site_wake(*, site_id: int, waiting_on: Iterable[str] = ("outage", "retry")) -> int:
+    """CATS answers again: work that waited out the outage is due now, not at its back-off.
+    With `waiting_on=["budget"]`: a shorter window was learned, budget waits ask again."""
     ids = list(
         SyncTask.objects.filter(
             state=SyncTask.State.PENDING,
-            waiting_on__in=["outage", "retry"],
+            waiting_on__in=list(waiting_on),
             account__site_id=site_id,
             not_before__gt=timezone.now(),
         ).values_list("id", flat=True)

@@ -164,9 +164,12 @@ def _prefetch(tasks: list[SyncTask]) -> Lookups:
         )
         wanted = [e for e in emails if e not in known]
         bulk = all(t.priority == SyncTask.Priority.BULK for t in account_tasks)
+        if bulk:
+            wanted += _top_up(account, wanted, emails, fresh)
         try:
             client = cats_client_for(account, bulk=bulk)
             lookups.prefetch(site=account.site, client=client, emails=wanted)
+            _remember_absent(account.site, lookups, wanted)
         except CatsRateLimited as exc:
             # The whole site waits, the batch with it: no task asks on its own meanwhile.
             until = budget_block(site_id=account.site_id, seconds=exc.retry_after)
@@ -181,6 +184,58 @@ def _prefetch(tasks: list[SyncTask]) -> Lookups:
         except (CatsError, KeyUnreadable):
             continue  # each task meets the trouble on its own and settles it (401, the key)
     return lookups
+
+
+def _top_up(account, wanted: list[str], emails: list[str], fresh) -> list[str]:
+    """Emails of the account's other pending bulk syncs (not due yet: waiting for the budget,
+    say) that fill the search's last chunk: the request costs the same, and what it finds
+    absent is remembered, so their tasks need no search of their own (a batch of leftovers and
+    new tasks would otherwise search in fragments). Not where each email is a request of its
+    own (a site searched by free text); a site not probed yet is searched by filter."""
+    from ..client import EMAIL_CHUNK
+    from ..models import CandidateLink, CatsSite
+
+    room = -len(wanted) % EMAIL_CHUNK
+    if not wanted or not room or account.site.email_search == CatsSite.EmailSearch.TEXT:
+        return []
+    answered = CandidateLink.objects.filter(site=account.site).filter(
+        Q(candidate_id__isnull=False)
+        | ~Q(claimed_by="")
+        | Q(create_sent_at__isnull=False)
+        | Q(absent_checked_at__gt=fresh)
+    )
+    others = (
+        SyncTask.objects.filter(
+            account=account,
+            kind=SyncTask.Kind.SYNC,
+            state=SyncTask.State.PENDING,
+            priority=SyncTask.Priority.BULK,
+        )
+        .exclude(enrollment__contact__email__in=emails)
+        .exclude(enrollment__contact__email__in=answered.values("email"))
+        .order_by("not_before", "id")
+        .values_list("enrollment__contact__email", flat=True)[: room * 2]
+    )
+    extra = list(dict.fromkeys(others))[:room]
+    return extra
+
+
+def _remember_absent(site, lookups: Lookups, emails: list[str]) -> None:
+    """Emails the batch's search found nothing for are recorded as such at once, as each task
+    would on reaching its create: a task of the batch that does not get that far (the batch
+    stopped for live work, the budget ran out) creates after its wait without a second search
+    (the create's own duplicate check covers what changed since)."""
+    from ..models import CandidateLink
+
+    absent = [e for e in emails if lookups.cached(site, e) == []]
+    if not absent:
+        return
+    CandidateLink.objects.bulk_create(
+        [CandidateLink(site=site, email=e) for e in absent], ignore_conflicts=True
+    )
+    CandidateLink.objects.filter(
+        site=site, email__in=absent, candidate_id__isnull=True, create_sent_at__isnull=True
+    ).update(absent_checked_at=timezone.now())
 
 
 def _execute_one(task: SyncTask, lookups: Lookups) -> str:

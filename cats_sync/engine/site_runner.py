@@ -31,6 +31,7 @@ COLLECT_QUIET_SECONDS = 1.0
 COLLECT_POLL_SECONDS = 0.2
 # A runner sleeps through a wait shorter than this; a longer one is the sweeper's.
 SLEEP_AT_MOST_SECONDS = 30.0
+SLEEP_SLICE_SECONDS = 1.0
 
 LOOKUP_KINDS = (SyncTask.Kind.SYNC, SyncTask.Kind.DEDUP)
 
@@ -122,10 +123,13 @@ def site_run(*, site_id: int) -> dict[str, int]:
             left = deadline - time.monotonic()
             if wait is None or wait > min(SLEEP_AT_MOST_SECONDS, left):
                 break
-            time.sleep(wait + 0.05)
+            # In slices: live work added (or waits woken) meanwhile is due at once.
+            time.sleep(min(wait + 0.05, SLEEP_SLICE_SECONDS))
     finally:
         _release(site_id, token)
-    if _due(site_id).exists():
-        # More is due (it arrived as this runner ended, or it ran out of time): go on.
+    soon = _next_due_in(site_id)
+    if soon is not None and soon <= SLEEP_AT_MOST_SECONDS:
+        # More is due, or will be in a moment (it arrived as this runner ended, or the runner
+        # ran out of time before a short wait ended): a successor goes on, not the sweeper.
         queue.enqueue_sites([site_id])
     return outcomes

@@ -1,0 +1,129 @@
+"""A budget wait is not a lost answer, nor an hour: after a burst spends the bulk share, the
+work waiting for the budget asks CATS again within seconds (one probe learns the window),
+never waits out the hour the gate assumes before CATS taught it the window, and a runner
+never leaves a short wait to the once-a-minute sweeper. Against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from cats_sync import budget
+from cats_sync import services as cats
+from cats_sync.engine import site_runner, tasks_execute
+from cats_sync.models import CatsRequest, CatsSite, SyncTask
+from interseller.models import Enrollment
+from tests.factories import SequenceFactory
+from tests.support.cats import add, connect
+
+pytestmark = pytest.mark.django_db
+
+# The sandbox's account: 10 requests per 2 s. The app is told nothing: it assumes 500 an hour.
+LIMIT, WINDOW = 10, 2
+
+
+@pytest.fixture
+def site(cats_sandbox, settings):
+    settings.CATS_API_URL = cats_sandbox.url
+    created = cats_sandbox.create_site()
+    cats_sandbox.configure(created.id, rate_limit=LIMIT, rate_window=WINDOW)
+    return created
+
+
+@pytest.fixture
+def backlog(team_a, site, monkeypatch):
+    """Twelve contacts resynced (bulk work) on a site whose window the app has not learned."""
+    # Seconds, not the production margins: the sandbox answers on loopback at once.
+    monkeypatch.setattr(budget, "PROBE_MIN_SECONDS", 1)
+    monkeypatch.setattr(budget, "IN_FLIGHT_SECONDS", 1)
+    seq = SequenceFactory(team=team_a.team, owner=team_a.member)
+    for i in range(12):
+        add(seq, f"burst{i}@example.com")
+    connect(team_a.member, site, deduplication=False)
+    cats.resync_start(
+        enrollments=Enrollment.objects.filter(sequence=seq),
+        started_by=None,
+        team=team_a.team,
+        description="burst",
+    )
+    site_id = CatsSite.objects.get().pk
+    assert set(SyncTask.objects.values_list("priority", flat=True)) == {SyncTask.Priority.BULK}
+    return site_id
+
+
+def waiting_for_budget():
+    return SyncTask.objects.filter(state=SyncTask.State.PENDING, waiting_on="budget")
+
+
+def all_ids() -> list[int]:
+    return list(SyncTask.objects.values_list("id", flat=True))
+
+
+def test_a_budget_wait_after_a_burst_is_seconds_not_the_assumed_window(backlog):
+    tasks_execute(task_ids=all_ids(), site_id=backlog)
+    row = CatsSite.objects.get(pk=backlog)
+    # CATS taught the limit at once; the window it could not teach yet: an hour is assumed.
+    assert (row.rate_limit, row.rate_window_seconds) == (LIMIT, 3600)
+    waiting = list(waiting_for_budget())
+    assert waiting, "the burst spent the bulk share; the rest waits for the budget"
+    newest = CatsRequest.objects.filter(site_id=backlog).order_by("-at").first().at
+    for task in waiting:
+        # Back when CATS can be asked again (a probe), not when the assumed hour has passed.
+        assert task.not_before <= newest + timedelta(seconds=budget.PROBE_MIN_SECONDS + 1)
+        # A wait for our own budget is not a failed attempt.
+        assert task.attempts == 0
+
+
+def test_the_probe_learns_the_window_and_brings_every_budget_wait_forward(backlog, cats_sandbox):
+    tasks_execute(task_ids=all_ids(), site_id=backlog)
+    sent = CatsRequest.objects.filter(site_id=backlog).count()
+    time.sleep(WINDOW + 0.5)  # CATS' window passes: it counts none of the burst any more
+    SyncTask.objects.filter(state=SyncTask.State.PENDING).update(not_before=timezone.now())
+    tasks_execute(task_ids=all_ids(), site_id=backlog)
+    row = CatsSite.objects.get(pk=backlog)
+    # One request went out though our count of the assumed hour said wait; its answer showed
+    # the burst aged out, and the window was learned from it.
+    assert CatsRequest.objects.filter(site_id=backlog).count() > sent
+    assert CatsRequest.objects.filter(site_id=backlog, purpose=budget.PROBE).exists()
+    assert row.rate_window_seconds <= budget.WINDOW_FLOOR_SECONDS + WINDOW + 1
+    # Nothing waits longer than the learned window, and nothing was answered 429.
+    horizon = timezone.now() + timedelta(seconds=row.rate_window_seconds + 1)
+    assert not SyncTask.objects.filter(state=SyncTask.State.PENDING, not_before__gt=horizon)
+    entries = cats_sandbox.request_log(0)["entries"]
+    assert all(e["status"] != 429 for e in entries)
+    # The tasks that waited did not search again: the batch's one search still answers them.
+    searches = [e for e in entries if e["route"].startswith("/candidates/search")]
+    assert len(searches) == 1
+
+
+def test_the_live_reserve_is_left_to_live_work(backlog):
+    tasks_execute(task_ids=all_ids(), site_id=backlog)
+    for _ in range(3):  # probes due again and again: at most half the reserve goes to them
+        SyncTask.objects.filter(state=SyncTask.State.PENDING).update(
+            not_before=timezone.now() - timedelta(hours=1)
+        )
+        CatsRequest.objects.filter(site_id=backlog).update(at=timezone.now() - timedelta(seconds=5))
+        tasks_execute(task_ids=all_ids(), site_id=backlog)
+    reserve = int(LIMIT * budget.BULK_RESERVE_FRACTION)
+    assert CatsRequest.objects.filter(site_id=backlog, purpose=budget.PROBE).count() <= (
+        reserve // 2
+    )
+
+
+def test_a_runner_out_of_time_before_a_short_wait_hands_on_to_a_successor(
+    team_a, site, monkeypatch
+):
+    seq = SequenceFactory(team=team_a.team, owner=team_a.member)
+    connect(team_a.member, site, deduplication=False)
+    add(seq, "soon@example.com")
+    site_id = CatsSite.objects.get().pk
+    SyncTask.objects.update(not_before=timezone.now() + timedelta(seconds=5))
+    woken: list[list[int]] = []
+    monkeypatch.setattr(site_runner.queue, "enqueue_sites", lambda ids: woken.append(list(ids)))
+    monkeypatch.setattr(site_runner, "RUNNER_SECONDS", 0)
+    site_runner.site_run(site_id=site_id)
+    # Not left for the sweeper: a successor is queued to take the task when it is due.
+    assert woken == [[site_id]]
