@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from interseller.models import EmailEvent, Enrollment
@@ -40,7 +39,7 @@ from ..models import (
     SyncTask,
 )
 from .metadata import STATUS_FOR_SENTIMENT, STATUS_MESSAGED, STATUS_REPLIED
-from .resync import REQUESTS_PER_CONTACT, RESYNC_INLINE_MAX, plan_finish
+from .resync import REQUESTS_PER_CONTACT, RESYNC_INLINE_MAX, plan_finish, run_tasks_add
 
 # Our own statuses, in the order our emails reach them (used when a workflow is not cached).
 STATUS_ORDER = [STATUS_MESSAGED, STATUS_REPLIED, *STATUS_FOR_SENTIMENT.values()]
@@ -398,36 +397,28 @@ def push_start(*, enrollments, started_by, team, description: str, remove_old: b
 
 def push_plan_chunk(run: ResyncRun, enrollment_ids: list[int]) -> None:
     """Queue a push task (bulk priority) for each contact of these ids with a change."""
-    from .outbox import task_create
-
     plan = push_plan(
         enrollments=Enrollment.objects.filter(pk__in=enrollment_ids), remove_old=run.remove_old_job
     )
-    queued: list[int] = []
     accounts = dict(
         EnrollmentSync.objects.filter(enrollment_id__in=plan.to_push).values_list(
             "enrollment_id", "account_id"
         )
     )
     by_id = {a.pk: a for a in CatsAccount.objects.filter(pk__in=set(accounts.values()))}
-    for enrollment in Enrollment.objects.filter(pk__in=plan.to_push).order_by("pk"):
-        task = task_create(
-            kind=SyncTask.Kind.PUSH,
-            enrollment=enrollment,
-            account=by_id.get(accounts.get(enrollment.pk)),
-            priority=SyncTask.Priority.BULK,
-            run=run,
-            enqueue=False,
-        )
-        if task is not None and task.state == SyncTask.State.PENDING:
-            queued.append(task.pk)
-    ResyncRun.objects.filter(pk=run.pk).update(
-        total=F("total") + len(plan.to_push),
-        skipped=F("skipped") + plan.unchanged,
-        blocked=F("blocked") + plan.blocked_total,
-        requests_planned=F("requests_planned") + plan.requests,
+    run_tasks_add(
+        run,
+        (
+            (enrollment, by_id.get(accounts.get(enrollment.pk)))
+            for enrollment in Enrollment.objects.filter(pk__in=plan.to_push).order_by("pk")
+        ),
+        kind=SyncTask.Kind.PUSH,
+        priority=SyncTask.Priority.BULK,
+        total=len(plan.to_push),
+        skipped=plan.unchanged,
+        blocked=plan.blocked_total,
+        requests=plan.requests,
     )
-    queue.enqueue_on_commit(queued)
 
 
 __all__ = [

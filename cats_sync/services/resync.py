@@ -208,30 +208,60 @@ def plan_finish(run: ResyncRun) -> None:
 def resync_plan_chunk(run: ResyncRun, enrollment_ids: list[int], *, bulk: bool) -> None:
     """Queue the unblocked never-synced enrollments of these ids for the run, and count."""
     plan = resync_plan(enrollments=Enrollment.objects.filter(pk__in=enrollment_ids))
+
+    def through_owners():
+        for enrollment in Enrollment.objects.filter(pk__in=plan.to_sync).select_related(
+            "sequence", "contact"
+        ):
+            es = enrollment_sync_capture(enrollment=enrollment)
+            if es.account is None or es.account.membership_id != enrollment.sequence.owner_id:
+                # Contacts added before the owner connected: sync through the owner's account.
+                enrollment_sync_adopt_owner(
+                    es, owner_id=enrollment.sequence.owner_id, sequence_id=enrollment.sequence_id
+                )
+            yield enrollment, es.account
+
+    run_tasks_add(
+        run,
+        through_owners(),
+        kind=SyncTask.Kind.SYNC,
+        priority=SyncTask.Priority.BULK if bulk else SyncTask.Priority.LIVE,
+        total=len(plan.to_sync),
+        skipped=plan.skipped,
+        blocked=plan.blocked_total,
+    )
+
+
+def run_tasks_add(
+    run: ResyncRun,
+    work,
+    *,
+    kind: str,
+    priority: int,
+    total: int,
+    skipped: int,
+    blocked: int,
+    requests: int = 0,
+) -> None:
+    """One task of the run for each `(enrollment, account)` of `work`, its counts added to
+    the run's, and the pending tasks handed to the queue once they commit."""
     queued: list[int] = []
-    for enrollment in Enrollment.objects.filter(pk__in=plan.to_sync).select_related(
-        "sequence", "contact"
-    ):
-        es = enrollment_sync_capture(enrollment=enrollment)
-        if es.account is None or es.account.membership_id != enrollment.sequence.owner_id:
-            # Contacts added before the owner connected: sync through the owner's account now.
-            enrollment_sync_adopt_owner(
-                es, owner_id=enrollment.sequence.owner_id, sequence_id=enrollment.sequence_id
-            )
+    for enrollment, account in work:
         task = task_create(
-            kind=SyncTask.Kind.SYNC,
+            kind=kind,
             enrollment=enrollment,
-            account=es.account,
-            priority=SyncTask.Priority.BULK if bulk else SyncTask.Priority.LIVE,
+            account=account,
+            priority=priority,
             run=run,
             enqueue=False,
         )
         if task is not None and task.state == SyncTask.State.PENDING:
             queued.append(task.pk)
     ResyncRun.objects.filter(pk=run.pk).update(
-        total=F("total") + len(plan.to_sync),
-        skipped=F("skipped") + plan.skipped,
-        blocked=F("blocked") + plan.blocked_total,
+        total=F("total") + total,
+        skipped=F("skipped") + skipped,
+        blocked=F("blocked") + blocked,
+        requests_planned=F("requests_planned") + requests,
     )
     queue.enqueue_on_commit(queued)
 
