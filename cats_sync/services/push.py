@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from interseller.models import EmailEvent, Enrollment
 
-from .. import messages, queue
+from .. import messages
 from ..budget import BULK_RESERVE_FRACTION, budget_view
 from ..models import (
     CandidateLink,
@@ -39,7 +39,7 @@ from ..models import (
     SyncTask,
 )
 from .metadata import STATUS_FOR_SENTIMENT, STATUS_MESSAGED, STATUS_REPLIED
-from .resync import REQUESTS_PER_CONTACT, RESYNC_INLINE_MAX, plan_finish, run_tasks_add
+from .resync import REQUESTS_PER_CONTACT, run_begin, run_tasks_add
 
 # Our own statuses, in the order our emails reach them (used when a workflow is not cached).
 STATUS_ORDER = [STATUS_MESSAGED, STATUS_REPLIED, *STATUS_FOR_SENTIMENT.values()]
@@ -384,15 +384,7 @@ def push_start(*, enrollments, started_by, team, description: str, remove_old: b
         kind=ResyncRun.Kind.PUSH,
         remove_old_job=remove_old,
     )
-    if len(ids) <= RESYNC_INLINE_MAX:
-        push_plan_chunk(run, ids)
-        plan_finish(run)
-        run.refresh_from_db()
-        return run
-    ResyncRun.objects.filter(pk=run.pk).update(state=ResyncRun.State.PLANNING, selection=ids)
-    run.state, run.selection = ResyncRun.State.PLANNING, ids
-    transaction.on_commit(lambda: queue.enqueue_call("cats_sync.tasks.resync_plan_run", run.pk))
-    return run
+    return run_begin(run, ids, lambda chunk: push_plan_chunk(run, chunk))
 
 
 def push_plan_chunk(run: ResyncRun, enrollment_ids: list[int]) -> None:

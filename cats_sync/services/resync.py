@@ -180,8 +180,14 @@ def resync_start(*, enrollments, started_by, team, description: str) -> ResyncRu
     down (its enrollment ids) and planned by a worker, so starting it is one short request."""
     ids = list(enrollments.order_by("pk").values_list("pk", flat=True))
     run = ResyncRun.objects.create(started_by=started_by, team=team, description=description[:255])
+    return run_begin(run, ids, lambda chunk: resync_plan_chunk(run, chunk, bulk=len(chunk) > 1))
+
+
+def run_begin(run: ResyncRun, ids: list[int], plan_inline) -> ResyncRun:
+    """A new run of `ids`: up to RESYNC_INLINE_MAX planned here by `plan_inline(ids)`; a
+    bigger one written down (its ids) for a worker to plan in chunks (services.planning)."""
     if len(ids) <= RESYNC_INLINE_MAX:
-        resync_plan_chunk(run, ids, bulk=len(ids) > 1)
+        plan_inline(ids)
         plan_finish(run)
         run.refresh_from_db()
         return run

@@ -299,12 +299,12 @@ def test_a_status_cats_refuses_to_jump_to_is_reached_step_by_step(
 
 
 def test_a_big_push_is_planned_by_a_worker_in_chunks(team_a, site, seq, cats_sandbox, monkeypatch):
-    from cats_sync.services import planning
-    from cats_sync.services import push as push_service
+    from cats_sync.services import planning, resync
 
-    monkeypatch.setattr(push_service, "RESYNC_INLINE_MAX", 2)
-    monkeypatch.setattr(planning, "PLAN_CHUNK", 2)
     synced_world(team_a, site, seq, n=3, messaged=0)
+    # Resync and push share the planning: a push over 2 contacts is planned 2 at a time.
+    monkeypatch.setattr(resync, "RESYNC_INLINE_MAX", 2)
+    monkeypatch.setattr(planning, "PLAN_CHUNK", 2)
     sequence_sync(seq, job_id=site.jobs[DESIGNER])
     enrollments = Enrollment.objects.filter(sequence=seq)
     plan = cats.push_plan(enrollments=enrollments)
