@@ -13,6 +13,7 @@ from cats_sync.models import (
     CatsCustomField,
     EnrollmentSync,
     FieldMapping,
+    ResyncRun,
     SequenceSync,
 )
 from cats_sync.tasks import drain
@@ -45,6 +46,16 @@ def connect(membership, site, **settings_) -> CatsAccount:
         setattr(account, name, value)
     account.save()
     return account
+
+
+def resync_sequence(seq, description: str = "Resync", *, started_by=None) -> ResyncRun:
+    """ "Resync to CATS" of every contact of `seq`, as the admin action starts it."""
+    return cats.resync_start(
+        enrollments=Enrollment.objects.filter(sequence=seq),
+        started_by=started_by,
+        team=seq.team,
+        description=description,
+    )
 
 
 def sequence_sync(sequence, *, enabled: bool = True, job_id: int | None = None) -> SequenceSync:

@@ -12,12 +12,10 @@ import pytest
 from django.utils import timezone
 
 from cats_sync import budget
-from cats_sync import services as cats
 from cats_sync.engine import site_runner, tasks_execute
 from cats_sync.models import CatsRequest, CatsSite, SyncTask
-from interseller.models import Enrollment
 from tests.factories import SequenceFactory
-from tests.support.cats import add, connect
+from tests.support.cats import add, connect, resync_sequence
 
 pytestmark = pytest.mark.django_db
 
@@ -43,12 +41,7 @@ def backlog(team_a, site, monkeypatch):
     for i in range(12):
         add(seq, f"burst{i}@example.com")
     connect(team_a.member, site, deduplication=False)
-    cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="burst",
-    )
+    resync_sequence(seq, "burst")
     site_id = CatsSite.objects.get().pk
     assert set(SyncTask.objects.values_list("priority", flat=True)) == {SyncTask.Priority.BULK}
     return site_id

@@ -13,7 +13,15 @@ from cats_sync.models import CandidateLink, SyncTask
 from cats_sync.tasks import drain, sweep
 from interseller.models import Enrollment
 from tests.factories import SequenceFactory
-from tests.support.cats import add, candidates, connect, es_of, pipelines, sequence_sync
+from tests.support.cats import (
+    add,
+    candidates,
+    connect,
+    es_of,
+    pipelines,
+    resync_sequence,
+    sequence_sync,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -84,12 +92,7 @@ def test_resync_estimate_follows_the_request_budget(team_a, site, seq):
     for i in range(40):
         add(seq, f"eta{i}@example.com")
     account = connect(team_a.member, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="eta",
-    )
+    run = resync_sequence(seq, "eta")
     soon = cats.resync_progress(run=run).eta
     assert soon - timezone.now() < timedelta(minutes=2)
     # The window is nearly spent: the rest has to wait for CATS' rolling hour.

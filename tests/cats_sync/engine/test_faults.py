@@ -15,8 +15,7 @@ from cats_sync.budget import OUTAGE_AFTER
 from cats_sync.engine import running_lease, tasks_execute
 from cats_sync.models import CandidateLink, CatsRequest, CatsSite, EnrollmentSync, SyncTask
 from cats_sync.tasks import drain, sweep
-from interseller.models import Enrollment
-from tests.support.cats import add, candidates, connect
+from tests.support.cats import add, candidates, connect, resync_sequence
 
 pytestmark = pytest.mark.django_db
 
@@ -110,12 +109,7 @@ def test_429_on_the_batched_lookup_stops_the_batch_instead_of_each_task_asking(
     for i in range(10):
         add(seq, f"batch{i}@example.com")
     connect(team_a.member, site, deduplication=False)
-    cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="batch",
-    )
+    resync_sequence(seq, "batch")
     SyncTask.objects.update(not_before=timezone.now())
     cats_sandbox.fault("rate_limit", method="POST", route="/candidates/search", retry_after=30)
     before = site_requests(cats_sandbox, site)
@@ -206,12 +200,7 @@ def test_a_run_with_one_request_in_three_failing_completes(
     for i in range(60):
         add(seq, f"flaky{i}@example.com")
     connect(team_a.member, site, deduplication=False, default_job_id=site.jobs["Product Designer"])
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="flaky",
-    )
+    run = resync_sequence(seq, "flaky")
     cats_sandbox.fault(failure, route="*", count=10_000, every=3, site_id=site.id)
     deadline = time.monotonic() + 60
     while SyncTask.objects.filter(state__in=SyncTask.OPEN_STATES).exists():

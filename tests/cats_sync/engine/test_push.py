@@ -15,7 +15,16 @@ from cats_sync.tasks import drain
 from interseller.models import Enrollment
 from tests.cats_sync.engine.test_requests import Requests, ready
 from tests.factories import SequenceFactory
-from tests.support.cats import T0, add, candidates, event, map_fields, pipelines, sequence_sync
+from tests.support.cats import (
+    T0,
+    add,
+    candidates,
+    event,
+    map_fields,
+    pipelines,
+    resync_sequence,
+    sequence_sync,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -49,12 +58,7 @@ def synced_world(team_a, site, seq, *, n: int, messaged: int, **account_settings
     for i, contact in enumerate(contacts[:messaged]):
         event(contact, seq, f"m{seq.pk}-{i}", "message_sent")
     CatsAccount.objects.filter(pk=account.pk).update(sync_mode=CatsAccount.SyncMode.ON_ADD)
-    cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="first sync",
-    )
+    resync_sequence(seq, "first sync")
     drain()
     assert (
         EnrollmentSync.objects.filter(enrollment__sequence=seq, synced_at__isnull=False).count()
@@ -243,12 +247,7 @@ def test_resync_still_leaves_synced_contacts_alone(team_a, site, seq, cats_sandb
     synced_world(team_a, site, seq, n=1, messaged=0)
     sequence_sync(seq, job_id=site.jobs[DESIGNER])
     log = Requests(cats_sandbox, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="resync",
-    )
+    run = resync_sequence(seq, "resync")
     drain()
     assert (run.total, run.skipped) == (0, 1)
     assert log.count() == 0

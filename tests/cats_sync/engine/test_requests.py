@@ -16,7 +16,7 @@ from cats_sync.tasks import drain
 from interseller import services
 from interseller.models import Enrollment
 from tests.factories import SequenceFactory
-from tests.support.cats import add, candidates, connect
+from tests.support.cats import add, candidates, connect, resync_sequence
 
 pytestmark = pytest.mark.django_db
 
@@ -204,12 +204,7 @@ def test_live_work_goes_before_a_bulk_backlog(team_a, site, seq, cats_sandbox):
     for i in range(30):
         add(seq, f"backlog{i}@example.com")
     connect(team_a.member, site, deduplication=False)
-    cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="backlog",
-    )
+    resync_sequence(seq, "backlog")
     other = SequenceFactory(team=team_a.team, owner=team_a.member)
     live = add(other, "urgent@example.com")
     site_id = CatsSite.objects.get().pk

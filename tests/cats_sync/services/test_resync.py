@@ -15,7 +15,7 @@ from cats_sync.models import CandidateLink, EnrollmentSync, ResyncRun, SyncTask
 from cats_sync.tasks import drain
 from interseller.models import Enrollment
 from tests.factories import SequenceFactory
-from tests.support.cats import add, candidates, connect, es_of, sequence_sync
+from tests.support.cats import add, candidates, connect, es_of, resync_sequence, sequence_sync
 
 pytestmark = pytest.mark.django_db
 
@@ -70,12 +70,7 @@ def test_bulk_resync_spends_at_most_2_1_requests_per_contact(
     contacts = [add(seq, f"bulk{i}@example.com") for i in range(50)]
     connect(team_a.member, site, default_job_id=site.jobs["Senior Backend Engineer"])
     before = cats_sandbox.requests()["sites"][str(site.id)]["total"]
-    cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="bulk",
-    )
+    resync_sequence(seq, "bulk")
     drain()
     spent = cats_sandbox.requests()["sites"][str(site.id)]["total"] - before
     snap = cats_sandbox.snapshot(site.id)
@@ -92,12 +87,7 @@ def test_a_run_ends_when_its_last_task_ends_without_anyone_looking(team_a, site,
     for i in range(3):
         add(seq, f"run{i}@example.com")
     connect(team_a.member, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="three",
-    )
+    run = resync_sequence(seq, "three")
     SyncTask.objects.update(not_before=timezone.now())
     drain()
     run.refresh_from_db()
@@ -110,12 +100,7 @@ def test_a_candidate_we_created_despite_a_lost_answer_counts_as_created(
     for i in range(2):
         add(seq, f"lost{i}@example.com")
     connect(team_a.member, site, deduplication=False)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="lost",
-    )
+    run = resync_sequence(seq, "lost")
     SyncTask.objects.update(not_before=timezone.now())
     cats_sandbox.fault("drop_after_write", method="POST", route="/candidates", count=2)
     drain()
@@ -130,12 +115,7 @@ def test_a_candidate_we_created_despite_a_lost_answer_counts_as_created(
 def test_the_estimate_is_never_before_a_waiting_contact_is_due(team_a, site, seq):
     add(seq, "later@example.com")
     connect(team_a.member, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="later",
-    )
+    run = resync_sequence(seq, "later")
     due = timezone.now() + timedelta(minutes=13)
     SyncTask.objects.update(not_before=due, waiting_on="retry")
     progress = cats.resync_progress(run=run)
@@ -145,12 +125,7 @@ def test_the_estimate_is_never_before_a_waiting_contact_is_due(team_a, site, seq
 def test_the_run_page_states_how_long_failures_are_retried(team_a, site, seq, login):
     add(seq, "page@example.com")
     connect(team_a.member, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=team_a.owner.user,
-        team=team_a.team,
-        description="page",
-    )
+    run = resync_sequence(seq, "page", started_by=team_a.owner.user)
     page = login(team_a.owner).get(reverse("admin:cats_sync_resyncrun_change", args=[run.pk]))
     assert cats.retry_bound_text() in page.content.decode()
     run.refresh_from_db()
@@ -161,12 +136,7 @@ def test_a_running_resync_can_be_cancelled_and_leaves_the_rest_for_later(team_a,
     for i in range(3):
         add(seq, f"cancel{i}@example.com")
     connect(team_a.member, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=team_a.member.user,
-        team=team_a.team,
-        description="to cancel",
-    )
+    run = resync_sequence(seq, "to cancel", started_by=team_a.member.user)
     url = reverse("admin:cats_sync_resyncrun_cancel", args=[run.pk])
     assert login(team_a.member2).post(url).status_code == 404  # not theirs to see
     response = login(team_a.member).post(url, follow=True)
@@ -203,12 +173,7 @@ def test_a_big_resync_starts_at_once_and_a_worker_plans_it_in_chunks(
     monkeypatch.setattr("cats_sync.queue.enqueue_call", lambda *args: enqueued.append(args))
     before = cats_sandbox.requests()
     with django_capture_on_commit_callbacks(execute=True):
-        run = cats.resync_start(
-            enrollments=Enrollment.objects.filter(sequence=seq),
-            started_by=None,
-            team=team_a.team,
-            description="big",
-        )
+        run = resync_sequence(seq, "big")
     # Starting wrote the selection down and handed it to a worker: no task, no CATS request.
     assert run.state == ResyncRun.State.PLANNING and len(run.selection) == 5
     assert not SyncTask.objects.filter(run=run).exists()
@@ -238,12 +203,7 @@ def test_planning_whose_worker_died_is_handed_on_by_the_sweeper_without_planning
     for i in range(5):
         add(seq, f"died{i}@example.com")
     connect(team_a.member, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="big",
-    )
+    run = resync_sequence(seq, "big")
     # The first worker plans one chunk, then dies.
     real_chunk = resync.resync_plan_chunk
     calls = []
@@ -279,12 +239,7 @@ def test_cancelling_a_run_while_it_is_planned_leaves_the_rest_out(team_a, site, 
     for i in range(5):
         add(seq, f"cancel{i}@example.com")
     connect(team_a.member, site)
-    run = cats.resync_start(
-        enrollments=Enrollment.objects.filter(sequence=seq),
-        started_by=None,
-        team=team_a.team,
-        description="big",
-    )
+    run = resync_sequence(seq, "big")
     assert cats.resync_cancel(run=run) == 5
     cats.resync_plan_run(run_id=run.pk)
     run.refresh_from_db()
