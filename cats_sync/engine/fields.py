@@ -21,13 +21,6 @@ from ..services.issues import issue_clear
 from .context import StepContext
 
 
-def mapping_snapshot(account: CatsAccount) -> dict:
-    return {
-        m.value: {"field_id": m.field_id, "field_name": m.field_name, "field_type": m.field_type}
-        for m in account.mappings.all()
-    }
-
-
 def raw_value(value_key: str, enrollment: Enrollment):
     if value_key == FieldMapping.Value.SEQUENCE_TITLE:
         return enrollment.sequence.title

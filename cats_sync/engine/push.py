@@ -23,7 +23,8 @@ from ..models import (
     SequenceSync,
     SyncTask,
 )
-from ..services.push import carry_title, mapping_now, target_job_id, titles_reached
+from ..services.metadata import mapping_snapshot
+from ..services.push import carry_title, target_job_id, titles_reached
 from .context import StepContext
 from .fields import fields_update
 from .pipelines import pipeline_ensure, status_advance
@@ -53,7 +54,7 @@ def push_changes(ctx: StepContext) -> str:
     if es.push_moving:
         _move(ctx)
         moved = True
-    current = mapping_now(ctx.account)
+    current = mapping_snapshot(ctx.account)
     if es.field_mapping != current:
         # The contact now carries the current mapping (the spec froze it; the person asked).
         es.field_mapping = current

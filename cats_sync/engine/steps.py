@@ -9,12 +9,15 @@ from interseller.models import EmailEvent
 
 from ..models import EnrollmentSync, SyncIssue, SyncTask
 from ..services.issues import exists_in_cats_mark, issue_clear
-from ..services.metadata import STATUS_FOR_SENTIMENT, STATUS_MESSAGED, STATUS_REPLIED
+from ..services.metadata import (
+    mapping_snapshot,
+    statuses_for,
+)
 from ..services.outbox import task_create
 from .activities import activity_write
 from .candidates import candidate_ensure, candidate_find
 from .context import StepContext
-from .fields import field_values, fields_update, mapping_snapshot
+from .fields import field_values, fields_update
 from .pipelines import pipeline_ensure, status_advance
 
 Outcome = SyncTask.Outcome
@@ -90,17 +93,6 @@ def dedup_check(ctx: StepContext) -> str:
     return Outcome.ABSENT
 
 
-def statuses_for(event: EmailEvent) -> list[str]:
-    if event.kind == EmailEvent.Kind.MESSAGE_SENT:
-        return [STATUS_MESSAGED]
-    if event.kind == EmailEvent.Kind.REPLY_RECEIVED:
-        titles = [STATUS_REPLIED]
-        if event.sentiment in STATUS_FOR_SENTIMENT:
-            titles.append(STATUS_FOR_SENTIMENT[event.sentiment])
-        return titles
-    return []
-
-
 def event_process(ctx: StepContext) -> str:
     """The event's activity, statuses and mapped values. Each step records what it did, so a
     retry repeats only what is left; a step that needs a person does not stop the others."""
@@ -116,7 +108,7 @@ def event_process(ctx: StepContext) -> str:
         _collect(ctx, activity_write, event)
     # Stopped by CATS: the event is still logged, but the pipeline is the recruiter's now.
     if account.status_sync and locked.pipeline_id and locked.stopped_at is None:
-        for title in statuses_for(event):
+        for title in statuses_for(event.kind, event.sentiment):
             _collect(ctx, status_advance, title)
     fields_update(ctx)
     return Outcome.DONE

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from interseller.models import Enrollment
+from interseller.models import EmailEvent, Enrollment
 
 from .. import messages
 from ..client import CatsClient
@@ -35,6 +35,29 @@ STATUS_FOR_SENTIMENT = {
     Enrollment.Sentiment.NOT_INTERESTED: "Not Interested",
 }
 REQUIRED_STATUSES = (STATUS_MESSAGED, STATUS_REPLIED, *STATUS_FOR_SENTIMENT.values())
+
+
+def statuses_for(kind: str, sentiment: str = "") -> list[str]:
+    """The statuses an email event of this kind (and reply sentiment) moves a pipeline to."""
+    if kind == EmailEvent.Kind.MESSAGE_SENT:
+        return [STATUS_MESSAGED]
+    if kind == EmailEvent.Kind.REPLY_RECEIVED:
+        titles = [STATUS_REPLIED]
+        if sentiment in STATUS_FOR_SENTIMENT:
+            titles.append(STATUS_FOR_SENTIMENT[sentiment])
+        return titles
+    return []
+
+
+def mapping_snapshot(account: CatsAccount) -> dict:
+    """The member's field mapping as it is now, as an enrollment keeps it (the spec freezes
+    it at the first sync)."""
+    return {
+        m.value: {"field_id": m.field_id, "field_name": m.field_name, "field_type": m.field_type}
+        for m in account.mappings.all()
+    }
+
+
 # A status missing from the cache is looked up in CATS again at most this often per site.
 WORKFLOW_RECHECK = timedelta(minutes=5)
 

@@ -38,27 +38,15 @@ from ..models import (
     SequenceSync,
     SyncTask,
 )
-from .metadata import STATUS_FOR_SENTIMENT, STATUS_MESSAGED, STATUS_REPLIED
+from .metadata import REQUIRED_STATUSES, mapping_snapshot, statuses_for
 from .resync import REQUESTS_PER_CONTACT, run_begin, run_tasks_add
-
-# Our own statuses, in the order our emails reach them (used when a workflow is not cached).
-STATUS_ORDER = [STATUS_MESSAGED, STATUS_REPLIED, *STATUS_FOR_SENTIMENT.values()]
-
 
 # --- what both the preview and the engine use ---------------------------------------------------
 
 
 def titles_reached(events: Iterable[tuple[str, str]]) -> set[str]:
     """The statuses our emails moved (or would move) a pipeline to: (kind, sentiment) pairs."""
-    titles: set[str] = set()
-    for kind, sentiment in events:
-        if kind == EmailEvent.Kind.MESSAGE_SENT:
-            titles.add(STATUS_MESSAGED)
-        elif kind == EmailEvent.Kind.REPLY_RECEIVED:
-            titles.add(STATUS_REPLIED)
-            if sentiment in STATUS_FOR_SENTIMENT:
-                titles.add(STATUS_FOR_SENTIMENT[sentiment])
-    return titles
+    return {title for kind, sentiment in events for title in statuses_for(kind, sentiment)}
 
 
 def carry_title(titles: set[str], statuses: list[CatsWorkflowStatus]) -> str | None:
@@ -67,7 +55,7 @@ def carry_title(titles: set[str], statuses: list[CatsWorkflowStatus]) -> str | N
     if not titles:
         return None
     if not statuses:
-        return max(titles, key=STATUS_ORDER.index)
+        return max(titles, key=REQUIRED_STATUSES.index)
     present = [s for s in statuses if s.title in titles]
     return max(present, key=lambda s: s.position).title if present else None
 
@@ -78,13 +66,6 @@ def target_job_id(
     """The job order a synced contact belongs on now: its sequence's, else the owner's default."""
     job_id = sequence_job_id or (account.default_job_id if account else None)
     return job_id or current
-
-
-def mapping_now(account: CatsAccount) -> dict:
-    return {
-        m.value: {"field_id": m.field_id, "field_name": m.field_name, "field_type": m.field_type}
-        for m in account.mappings.all()
-    }
 
 
 # --- the preview --------------------------------------------------------------------------------
@@ -158,7 +139,7 @@ class _World:
         account_ids = {es.account_id for es in syncs if es.account_id} - set(self.accounts)
         for account in CatsAccount.objects.filter(pk__in=account_ids).prefetch_related("mappings"):
             self.accounts[account.pk] = account
-            self.mappings[account.pk] = mapping_now(account)
+            self.mappings[account.pk] = mapping_snapshot(account)
         seq_ids = {e.sequence_id for e in chunk} - set(self.seq_jobs)
         self.seq_jobs.update({seq_id: None for seq_id in seq_ids})
         self.seq_jobs.update(
@@ -416,7 +397,6 @@ def push_plan_chunk(run: ResyncRun, enrollment_ids: list[int]) -> None:
 __all__ = [
     "PushPlan",
     "carry_title",
-    "mapping_now",
     "push_finish_at",
     "push_plan",
     "push_plan_chunk",
