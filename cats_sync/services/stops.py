@@ -163,12 +163,18 @@ def status_observe(
     known_before = es.status_id is not None
     EnrollmentSync.objects.filter(pk=es.pk).update(status_id=status_id, status_seen_at=now)
     es.status_id, es.status_seen_at = status_id, now
-    quiet = source == PipelineObservation.Source.RECONCILE and (
-        not changed or (not known_before and (status is None or status.position == 0))
-    )
-    if quiet:
-        return "unchanged"
+    if (
+        source == PipelineObservation.Source.RECONCILE
+        and not known_before
+        and (status is None or status.position == 0)
+    ):
+        return "unchanged"  # the workflow's first status, on a pipeline we made
+    # A status told again (teammates on one CATS site each have a webhook; reconciliation
+    # reads what a webhook told; our engine read it first) adds no line to the timeline, but
+    # still stops a sequence its rule says to stop.
     if es.stopped_at is not None:
+        if not changed:
+            return "unchanged"
         _observe(
             es, f"Moved to “{title}” in CATS (the sequence was stopped already)", source, delivery
         )
@@ -176,12 +182,15 @@ def status_observe(
     account = es.account
     why = stop_reason(account, status)
     if why is None:
+        if not changed:
+            return "unchanged"
         _observe(es, f"Moved to “{title}” in CATS", source, delivery)
         return "moved"
     words = MSG_STOPPED_STATUS.format(status=title)
-    enrollment_stop_by_cats(
+    if not enrollment_stop_by_cats(
         es=es, why=why, words=words, source=source, status_id=status_id, delivery=delivery
-    )
+    ):
+        return "unchanged"  # another delivery of the same move stopped it a moment ago
     _observe(es, words, source, delivery)
     return "stopped"
 
@@ -243,5 +252,6 @@ def observe_candidate_deleted(*, site_id: int, candidate_id: int, delivery: Webh
             delivery=delivery,
         ):
             stopped += 1
-        _observe(es, MSG_STOPPED_DELETED, PipelineObservation.Source.WEBHOOK, delivery)
+            # Once on the timeline, however many connections' webhooks tell it.
+            _observe(es, MSG_STOPPED_DELETED, PipelineObservation.Source.WEBHOOK, delivery)
     return f"stopped {stopped} enrollment(s)" if rows else "no candidate of ours"

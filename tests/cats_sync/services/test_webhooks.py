@@ -455,3 +455,35 @@ def test_a_connection_whose_key_cats_refused_keeps_its_webhook(team_a, site, seq
     answer = _post(live, account, _body(es, site.status_id("Submitted")))
     assert answer.status_code == 202
     assert process_all() == ["stopped"]
+
+
+def test_a_move_told_by_each_teammates_webhook_is_acted_on_and_shown_once(
+    team_a, site, seq, sandbox, live
+):
+    """Teammates on one CATS site each register a webhook: one move arrives once per hook."""
+    connected(team_a, site)
+    teammate = connect(team_a.member2, site)
+    assert webhook_register(teammate.pk) == "registered"
+    es = es_of(synced_contact(sandbox, seq), seq)
+
+    sandbox.set_status_by_hand(site.id, es.pipeline_id, site.status_id("Submitted"))
+    attempts = sandbox.wait_for_deliveries()
+
+    assert [(a["event"], a["status"]) for a in attempts] == [("pipeline.status_changed", 202)] * 2
+    assert sorted(process_all()) == ["stopped", "unchanged"]
+    assert PipelineObservation.objects.filter(enrollment_sync=es).count() == 1
+
+    sandbox.delete_candidate_by_hand(site.id, es.candidate_id)
+    sandbox.wait_for_deliveries()
+    process_all()
+    # Stopped already: the deletion is no second stop; the pipeline's removal is one line,
+    # however many webhooks tell it.
+    words = list(
+        PipelineObservation.objects.filter(enrollment_sync=es)
+        .order_by("pk")
+        .values_list("words", flat=True)
+    )
+    assert words == [
+        "Stopped by CATS: moved to “Submitted” in CATS",
+        "Removed from the job order in CATS",
+    ]
