@@ -17,10 +17,12 @@ from django.utils import timezone
 from interseller.models import Enrollment
 
 from ..budget import RECONCILE, reconcile_allowance, reconcile_per_window
-from ..client import CatsNotFound
-from ..errors import CatsSyncError, Wait
-from ..models import CatsAccount, CatsSite, EnrollmentSync, PipelineObservation
+from ..client import CatsAuthError, CatsNotFound
+from ..errors import CatsSyncError, KeyUnreadable, Wait
+from ..models import CatsAccount, CatsIncident, CatsSite, EnrollmentSync, PipelineObservation
 from .clients import cats_client_for
+from .connection import cats_account_mark_invalid
+from .incidents import incident_open
 from .stops import pipeline_gone, status_observe
 
 log = logging.getLogger(__name__)
@@ -106,9 +108,12 @@ def reconcile_site(*, site_id: int, limit: int | None = None) -> int:
         .order_by(F("reconciled_at").asc(nulls_first=True), "pk")[:take]
     )
     clients: dict[int, object] = {}
+    refused: set[int] = set()  # accounts whose key failed this tick: their rows wait
     read = 0
     for es in rows:
         account = es.account
+        if account.pk in refused:
+            continue
         try:
             client = clients.get(account.pk)
             if client is None:
@@ -119,6 +124,16 @@ def reconcile_site(*, site_id: int, limit: int | None = None) -> int:
                 pipeline = None
         except Wait:
             break  # the share (or the budget) is spent: the next tick goes on
+        except CatsAuthError:
+            # The key is refused: the member hears of it (and the sync pauses) as if a sync
+            # task had met it; reconciliation skips the account until they reconnect.
+            cats_account_mark_invalid(account=account)
+            refused.add(account.pk)
+            continue
+        except KeyUnreadable:
+            incident_open(account=account, kind=CatsIncident.Kind.KEY_UNREADABLE)
+            refused.add(account.pk)
+            continue
         except CatsSyncError as exc:
             log.warning("Reconciliation could not read pipeline %s: %s", es.pipeline_id, exc)
             EnrollmentSync.objects.filter(pk=es.pk).update(reconciled_at=timezone.now())

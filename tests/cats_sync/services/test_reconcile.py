@@ -10,7 +10,14 @@ import pytest
 from django.utils import timezone
 
 from cats_sync.budget import BULK_RESERVE_FRACTION, RECONCILE
-from cats_sync.models import CatsRequest, CatsSite, PipelineObservation, WebhookDelivery
+from cats_sync.models import (
+    CatsAccount,
+    CatsIncident,
+    CatsRequest,
+    CatsSite,
+    PipelineObservation,
+    WebhookDelivery,
+)
 from cats_sync.services.reconcile import reconcile_bound, reconcile_site
 from cats_sync.tasks import drain, webhook_process, webhook_register
 from interseller.models import Enrollment
@@ -65,7 +72,8 @@ def test_a_dropped_delivery_is_caught_by_reconciliation(
     sandbox.replay_delivery(lost["n"])
     sandbox.wait_for_deliveries()
     (delivery,) = WebhookDelivery.objects.all()
-    assert webhook_process(delivery.pk) == "stopped already"
+    assert webhook_process(delivery.pk) == "unchanged"
+    assert PipelineObservation.objects.filter(enrollment_sync=es).count() == 1
 
 
 @pytest.mark.django_db
@@ -144,3 +152,22 @@ def test_the_sweeper_wakes_only_sites_with_pipelines_to_watch(team_a, site, seq,
     Enrollment.objects.filter(pk=es.enrollment_id).update(state=Enrollment.State.STOPPED)
 
     assert sites_to_reconcile() == []
+
+
+@pytest.mark.django_db
+def test_a_refused_key_stops_reconciliation_and_tells_the_member(team_a, site, seq, sandbox):
+    first, second = synced(team_a, site, seq, "a@example.com", "b@example.com")
+    sandbox.revoke_key(site.id, site.api_key)
+    sent = CatsRequest.objects.filter(site_id=first.site_id, purpose=RECONCILE)
+
+    assert reconcile_site(site_id=first.site_id, limit=10) == 0
+
+    # One refused request, not one per pipeline, and none on the next tick.
+    assert sent.count() == 1
+    account = CatsAccount.objects.get(pk=first.account_id)
+    assert account.status == CatsAccount.Status.INVALID
+    assert CatsIncident.objects.filter(
+        account=account, kind=CatsIncident.Kind.KEY_REFUSED, closed_at=None
+    ).exists()
+    assert reconcile_site(site_id=first.site_id, limit=10) == 0
+    assert sent.count() == 1
