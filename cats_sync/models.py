@@ -236,6 +236,22 @@ class CatsAccount(models.Model):
     def is_connected(self) -> bool:
         return self.status == self.Status.CONNECTED and self.site_id is not None
 
+    # The registration itself (a reconnect carries these over; the settings page never
+    # touches them). `webhook_tried_at` stays: it paces the next registration attempt.
+    WEBHOOK_REGISTRATION = (
+        "webhook_id",
+        "webhook_token",
+        "webhook_secret_encrypted",
+        "webhook_registered_at",
+        "webhook_error",
+    )
+
+    def webhook_reset(self) -> list[str]:
+        """Forget the registration on this instance; returns the fields to save."""
+        for name in self.WEBHOOK_REGISTRATION:
+            setattr(self, name, self._meta.get_field(name).get_default())
+        return list(self.WEBHOOK_REGISTRATION)
+
     @property
     def webhooks_active(self) -> bool:
         """CATS tells us of every pipeline move (our record of a status can stand in for a

@@ -14,6 +14,7 @@ from ..services.metadata import (
     statuses_for,
 )
 from ..services.outbox import task_create
+from ..services.stops import Why
 from .activities import activity_write
 from .candidates import candidate_ensure, candidate_find
 from .context import StepContext
@@ -102,7 +103,7 @@ def event_process(ctx: StepContext) -> str:
             return Outcome.DEFERRED  # the sync backfills it
     ctx.es = locked
     event, account = ctx.task.event, ctx.account
-    if locked.stopped_why == "candidate_deleted":
+    if locked.stopped_why == Why.CANDIDATE_DELETED:
         return Outcome.DONE  # nothing in CATS to log it on
     if account.activity_tracking:
         _collect(ctx, activity_write, event)

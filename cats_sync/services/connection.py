@@ -30,15 +30,6 @@ from ..models import (
 from .incidents import incident_close, incident_open
 from .issues import issues_clear_for_account
 
-# Kept by the sync, never by the settings page: a reconnect carries them over.
-WEBHOOK_FIELDS = (
-    "webhook_id",
-    "webhook_token",
-    "webhook_secret_encrypted",
-    "webhook_registered_at",
-    "webhook_error",
-    "webhook_tried_at",
-)
 SUBDOMAIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -135,7 +126,7 @@ def cats_connect(
     elif existing is not None:
         account.pk = existing.pk
         account.created_at = existing.created_at
-        for name in WEBHOOK_FIELDS:
+        for name in CatsAccount.WEBHOOK_REGISTRATION:
             setattr(account, name, getattr(existing, name))
     previous_site_id = existing.site_id if existing is not None else None
     account.membership = membership
@@ -149,9 +140,7 @@ def cats_connect(
     if previous_site_id is not None and previous_site_id != site.pk:
         notice = _forget_other_site(account, site)
         # The webhook lives on the old site: its deliveries answer 410 from now on.
-        account.webhook_id = None
-        account.webhook_token = account.webhook_secret_encrypted = account.webhook_error = ""
-        account.webhook_registered_at = None
+        account.webhook_reset()
     account.save()
     Membership.objects.filter(pk=membership.pk).update(integration=Membership.Integration.CATS)
     membership.integration = Membership.Integration.CATS

@@ -14,7 +14,6 @@ processes it. Ids in the payload are only ever looked up in our own rows of that
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -27,6 +26,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+
+from interseller.services.webhooks import signature
 
 from .. import crypto, queue
 from ..errors import CatsSyncError
@@ -153,17 +154,9 @@ def webhook_register_on_commit(*, account: CatsAccount) -> None:
 
 def webhook_forget(account: CatsAccount) -> None:
     """Our side of the registration is gone: its deliveries answer 410 from now on."""
-    account.webhook_id = None
-    account.webhook_token = ""
-    account.webhook_secret_encrypted = ""
-    account.webhook_registered_at = None
-    account.webhook_error = ""
+    fields = account.webhook_reset()
     CatsAccount.objects.filter(pk=account.pk).update(
-        webhook_id=None,
-        webhook_token="",
-        webhook_secret_encrypted="",
-        webhook_registered_at=None,
-        webhook_error="",
+        **{name: getattr(account, name) for name in fields}
     )
 
 
@@ -209,7 +202,7 @@ def signature_valid(secret: str, body: bytes, request_id: str, header: str) -> b
     scheme, _, digest = value.rpartition(" ")
     if scheme and scheme.strip().upper() != SIGNATURE_SCHEME:
         return False
-    expected = hmac.new(secret.encode(), body + request_id.encode(), hashlib.sha256).hexdigest()
+    expected = signature(secret, body, request_id).rpartition(" ")[2]
     return hmac.compare_digest(expected.encode(), digest.strip().lower().encode())
 
 
