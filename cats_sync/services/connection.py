@@ -169,15 +169,20 @@ def _forget_other_site(account: CatsAccount, site: CatsSite) -> str:
     return messages.MSG_OTHER_SITE_CLEARED.format(site=site, sequences=sequences)
 
 
-@transaction.atomic
 def cats_disconnect(*, account: CatsAccount) -> int:
     """Stop syncing; queued work is paused, not dropped. Returns how many tasks wait.
 
     The webhook is deleted in CATS first, while the key still works (a failure only logged:
-    its next delivery answers 410, which deletes it)."""
+    its next delivery answers 410, which deletes it), outside the transaction: no row stays
+    locked while CATS answers."""
     from .webhooks import webhook_unregister
 
     webhook_unregister(account=account)
+    return _disconnect_rows(account)
+
+
+@transaction.atomic
+def _disconnect_rows(account: CatsAccount) -> int:
     account.status = CatsAccount.Status.DISCONNECTED
     account.status_message = messages.MSG_DISCONNECTED
     account.api_key_encrypted = ""
