@@ -432,6 +432,14 @@ class EnrollmentSync(models.Model):
     def __str__(self) -> str:
         return f"CATS sync of enrollment {self.enrollment_id}"
 
+    @classmethod
+    def of(cls, enrollment: Enrollment) -> EnrollmentSync | None:
+        """The enrollment's sync row, or None (loaded or prefetched: no query when it was)."""
+        try:
+            return enrollment.cats_sync
+        except cls.DoesNotExist:
+            return None
+
 
 class SyncIssue(models.Model):
     """An integration error of one contact-in-a-sequence, for one step of the sync.

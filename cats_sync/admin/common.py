@@ -25,7 +25,6 @@ from ..forms import (
 from ..models import (
     CatsAccount,
     CatsCustomField,
-    EnrollmentSync,
     FieldMapping,
     ResyncRun,
     SequenceSync,
@@ -39,13 +38,6 @@ MSG_RESYNC_PLANNING = (
     "Resync started: its {count:,} contacts are being queued in the background; "
     "this page shows how far it has got."
 )
-
-
-def sync_of(enrollment: Enrollment) -> EnrollmentSync | None:
-    try:
-        return enrollment.cats_sync
-    except EnrollmentSync.DoesNotExist:
-        return None
 
 
 def site_of_membership(membership_id: int | None) -> int | None:

@@ -20,7 +20,7 @@ from interseller.scoping import scoped_queryset
 
 from .. import services
 from ..models import EnrollmentSync
-from .common import SequenceSyncInline, ids_of, push_selected, resync_selected, sync_of
+from .common import SequenceSyncInline, ids_of, push_selected, resync_selected
 from .filters import ContactCatsErrorFilter, InCatsFilter, ResyncRunFilter, SyncStateFilter
 from .health import index_summary
 
@@ -101,7 +101,7 @@ def enrollment_cats(obj):
 # --- the CATS panel on a contact's and an enrollment's page ---
 
 
-def _panels_html(request, enrollments, modeladmin_name: str) -> str:
+def _panels_html(request, enrollments) -> str:
     panels = [services.enrollment_panel(e) for e in enrollments]
     if not panels:
         return ""
@@ -114,11 +114,11 @@ def _panels_html(request, enrollments, modeladmin_name: str) -> str:
 
 def contact_panel(request, contact) -> str:
     enrollments = scoped_queryset(request, Enrollment).filter(contact=contact)
-    return _panels_html(request, enrollments.select_related("sequence", "contact"), "contact")
+    return _panels_html(request, enrollments.select_related("sequence", "contact"))
 
 
 def enrollment_panel(request, enrollment) -> str:
-    return _panels_html(request, [enrollment], "enrollment")
+    return _panels_html(request, [enrollment])
 
 
 def _enrollment_urls(modeladmin) -> list:
@@ -192,7 +192,7 @@ MSG_NOTHING_TO_RETRY = "Nothing failed here: nothing to retry."
 
 
 def _contact_syncs(contact: Contact) -> list[EnrollmentSync]:
-    return [s for s in (sync_of(e) for e in contact.enrollments.all()) if s is not None]
+    return [s for s in (EnrollmentSync.of(e) for e in contact.enrollments.all()) if s is not None]
 
 
 def export_exists_in_cats(contact: Contact) -> str:

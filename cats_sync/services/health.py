@@ -292,9 +292,7 @@ def _errors(request) -> list[ErrorGroup]:
     issues = SyncIssue.objects.filter(enrollment_sync__enrollment__in=enrollments)
     labels = dict(EnrollmentSync.Error.choices)
     groups = []
-    for row in (
-        issues.values("code").annotate(n=Count("pk"), last=Max("last_seen_at")).order_by("-n")
-    ):
+    for row in issues.values("code").annotate(n=Count("pk")).order_by("-n"):
         example = (
             issues.filter(code=row["code"])
             .order_by("-last_seen_at")

@@ -135,7 +135,7 @@ class _World:
         self.removal_cost: dict[tuple[int, int], int] = {}
 
     def load(self, chunk: list[Enrollment]) -> None:
-        syncs = [e.cats_sync for e in chunk if _sync_of(e) is not None]
+        syncs = [e.cats_sync for e in chunk if EnrollmentSync.of(e) is not None]
         account_ids = {es.account_id for es in syncs if es.account_id} - set(self.accounts)
         for account in CatsAccount.objects.filter(pk__in=account_ids).prefetch_related("mappings"):
             self.accounts[account.pk] = account
@@ -208,15 +208,8 @@ class _World:
             plan.requests_by_site[key[0]] = plan.requests_by_site.get(key[0], 0) + 1
 
 
-def _sync_of(enrollment: Enrollment) -> EnrollmentSync | None:
-    try:
-        return enrollment.cats_sync
-    except EnrollmentSync.DoesNotExist:
-        return None
-
-
 def _plan_line(plan: PushPlan, world: _World, enrollment: Enrollment) -> None:
-    es = _sync_of(enrollment)
+    es = EnrollmentSync.of(enrollment)
     if es is None or not es.synced_at or not es.candidate_id:
         plan._add(plan.blocked, messages.BLOCK_PUSH_NOT_SYNCED)
         return

@@ -193,7 +193,6 @@ def webhooks_ensure(limit: int = 50) -> int:
 class Received:
     status: int
     message: str
-    delivery: WebhookDelivery | None = None
 
 
 def signature_valid(secret: str, body: bytes, request_id: str, header: str) -> bool:
@@ -272,7 +271,7 @@ def webhook_receive(*, token: str, body: bytes, request_id: str, signature: str)
     transaction.on_commit(
         lambda: queue.enqueue_call("cats_sync.tasks.webhook_process", delivery.pk), robust=True
     )
-    return Received(202, "Accepted.", delivery)
+    return Received(202, "Accepted.")
 
 
 # --- processing -----------------------------------------------------------------------------
@@ -352,7 +351,7 @@ def _process(delivery: WebhookDelivery) -> str:
             return "no pipeline id in the delivery"
         return observe_pipeline_deleted(site_id=site_id, pipeline_id=pipeline_id, delivery=delivery)
     if delivery.event == "candidate.deleted":
-        candidate_id = _as_int(payload.get("candidate_id")) or _as_int(payload.get("id"))
+        candidate_id = candidate_id or _as_int(payload.get("id"))
         if candidate_id is None:
             return "no candidate id in the delivery"
         return observe_candidate_deleted(
