@@ -66,6 +66,16 @@ class BudgetView:
     def per_hour(self) -> float:
         return self.limit * 3600 / self.window_seconds
 
+    def bulk_seconds(self, requests: float) -> float:
+        """How long bulk work needs to send `requests` more on this site: what is left now
+        beyond the live reserve goes at once, the rest at the pace bulk work may spend."""
+        usable_now = max(self.remaining - int(self.limit * BULK_RESERVE_FRACTION), 0)
+        needed = requests - usable_now
+        if needed <= 0:
+            return 0.0
+        per_second = self.per_hour * (1 - BULK_RESERVE_FRACTION) / 3600
+        return needed / max(per_second, 1e-6)
+
 
 def _remaining(site: CatsSite, now: datetime) -> tuple[int, int, datetime]:
     window = timedelta(seconds=site.rate_window_seconds)

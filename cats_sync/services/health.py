@@ -262,9 +262,7 @@ def _sites(accounts) -> list[SiteRow]:
         backlog = SyncTask.objects.filter(account__site=site, state=SyncTask.State.PENDING).count()
         drains_at = None
         if backlog:
-            per_second = view.per_hour / 3600 or 1e-6
-            needed = backlog * REQUESTS_PER_CONTACT - view.remaining
-            drains_at = now + timedelta(seconds=max(needed, 0) / per_second)
+            drains_at = now + timedelta(seconds=view.bulk_seconds(backlog * REQUESTS_PER_CONTACT))
         start = now - HISTORY
         buckets = [0] * int(HISTORY / BUCKET)
         for at in CatsRequest.objects.filter(site=site, at__gt=start).values_list("at", flat=True):

@@ -26,7 +26,7 @@ from django.utils import timezone
 from interseller.models import EmailEvent, Enrollment
 
 from .. import messages
-from ..budget import BULK_RESERVE_FRACTION, budget_view
+from ..budget import budget_view
 from ..models import (
     CandidateLink,
     CatsAccount,
@@ -333,13 +333,9 @@ def push_finish_at(plan: PushPlan) -> datetime | None:
     now = timezone.now()
     seconds = 0.0
     for site in CatsSite.objects.filter(pk__in=list(plan.requests_by_site)):
-        view = budget_view(site)
         queued = SyncTask.objects.filter(account__site=site, state=SyncTask.State.PENDING).count()
-        usable_now = max(view.remaining - int(view.limit * BULK_RESERVE_FRACTION), 0)
-        needed = plan.requests_by_site[site.pk] + queued * REQUESTS_PER_CONTACT - usable_now
-        if needed > 0:
-            per_second = view.per_hour * (1 - BULK_RESERVE_FRACTION) / 3600
-            seconds = max(seconds, needed / max(per_second, 1e-6))
+        requests = plan.requests_by_site[site.pk] + queued * REQUESTS_PER_CONTACT
+        seconds = max(seconds, budget_view(site).bulk_seconds(requests))
     return now + timedelta(seconds=seconds) if seconds else None
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from interseller.models import EmailEvent, Enrollment
 
 from .. import messages, queue
-from ..budget import BULK_RESERVE_FRACTION, budget_view, outage_backoff_cap
+from ..budget import budget_view, outage_backoff_cap
 from ..models import CatsAccount, CatsSite, EnrollmentSync, ResyncRun, SequenceSync, SyncTask
 from .outbox import enrollment_sync_adopt_owner, enrollment_sync_capture, task_create
 
@@ -373,15 +373,10 @@ def _seconds_left(run: ResyncRun, waiting: int, done: int) -> float:
     pace = waiting * elapsed / done if done else waiting * 0.5
     budget_wait = 0.0
     for site in CatsSite.objects.filter(accounts__tasks__run=run).distinct():
-        view = budget_view(site)
-        usable_now = max(view.remaining - int(view.limit * BULK_RESERVE_FRACTION), 0)
         per_contact = REQUESTS_PER_CONTACT
         if run.kind == ResyncRun.Kind.PUSH and run.total:
             per_contact = run.requests_planned / run.total
-        needed = waiting * per_contact - usable_now
-        if needed > 0:
-            per_second = view.per_hour * (1 - BULK_RESERVE_FRACTION) / 3600
-            budget_wait = max(budget_wait, needed / max(per_second, 1e-6))
+        budget_wait = max(budget_wait, budget_view(site).bulk_seconds(waiting * per_contact))
         if site.outage_until and site.outage_until > now:
             budget_wait = max(budget_wait, (site.outage_until - now).total_seconds())
     return max(pace, budget_wait)

@@ -120,3 +120,13 @@ def test_a_runner_out_of_time_before_a_short_wait_hands_on_to_a_successor(
     site_runner.site_run(site_id=site_id)
     # Not left for the sweeper: a successor is queued to take the task when it is due.
     assert woken == [[site_id]]
+
+
+def test_bulk_work_is_estimated_behind_the_live_reserve_at_the_bulk_pace():
+    """Every "finishes at" (resync, push, the health page) is this one sum."""
+    view = budget.BudgetView(limit=100, used=0, remaining=100, window_seconds=3600)
+    # 20 of the 100 are kept for live work: 80 go now, the rest at 80 an hour.
+    assert view.bulk_seconds(80) == 0
+    assert view.bulk_seconds(120) == pytest.approx(40 * 3600 / 80)
+    spent = budget.BudgetView(limit=100, used=90, remaining=10, window_seconds=3600)
+    assert spent.bulk_seconds(8) == pytest.approx(8 * 3600 / 80)
