@@ -50,11 +50,12 @@ def test_the_health_page_shows_connections_sequences_budget_and_errors(
 
 def test_a_member_sees_only_their_own_connection_and_sequences(team_a, site, seq, login):
     connect(team_a.member, site)
-    other = SequenceFactory(team=team_a.team, owner=team_a.member2, title="Not mine")
+    connect(team_a.member2, site)
+    SequenceFactory(team=team_a.team, owner=team_a.member2, title="Not mine")
     html = login(team_a.member).get(HEALTH).content.decode()
     assert "Backend engineers" in html and "Not mine" not in html
+    assert str(team_a.member) in html and "Connected" in html
     assert str(team_a.member2) not in html
-    assert other.pk
 
 
 def test_a_refused_key_is_a_problem_on_the_index_with_a_reconnect_link(team_a, site, login):
@@ -118,8 +119,12 @@ def test_request_history_is_kept_for_the_days_chart(team_a, site):
     old = CatsRequest.objects.create(
         site=account.site, at=timezone.now() - timezone.timedelta(hours=20)
     )
+    older = CatsRequest.objects.create(
+        site=account.site, at=timezone.now() - timezone.timedelta(hours=26)
+    )
     sweep()
     assert CatsRequest.objects.filter(pk=old.pk).exists()
+    assert not CatsRequest.objects.filter(pk=older.pk).exists()  # past the chart's day
 
 
 def test_a_sequence_names_the_owners_default_job_and_counts_paused_contacts(

@@ -3,6 +3,8 @@ the panel's buttons: "is this contact in CATS, where, and if not why" in one cli
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.utils.html import escape
 
@@ -89,8 +91,12 @@ def test_every_not_synced_gives_its_reason(team_a, site, seq, login, setup, word
 def test_a_queued_contact_says_queued_and_the_list_agrees(team_a, site, seq, login):
     connect(team_a.member, site)
     contact = add(seq, "queued@example.com")
-    html = panel_of(login(team_a.member), contact)
+    client = login(team_a.member)
+    html = panel_of(client, contact)
     assert f"data-cats-state>{State.QUEUED}<" in html
+    listing = client.get(url("contact")).content.decode()
+    row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*queued@example\.com.*?</tr>", listing, re.S).group(0)
+    assert State.QUEUED in row
 
 
 def test_the_retry_button_reruns_a_failed_step(team_a, site, seq, login, cats_sandbox):
@@ -130,12 +136,16 @@ def test_the_resync_button_syncs_a_contact_added_before_connecting(
 
 
 def test_buttons_answer_only_posts_by_people_who_may_change_the_contact(team_a, site, seq, login):
-    contact = add(seq, "mine@example.com")
+    contact = add(seq, "mine@example.com")  # before connecting: nothing queued yet
+    connect(team_a.member, site)
     enrollment = Enrollment.objects.get(contact=contact)
     resync = url("enrollment", "cats_resync", enrollment.pk)
     assert login(team_a.member).get(resync).status_code == 403  # never a GET
     assert login(team_a.member2).post(resync).status_code == 404  # not theirs to see
     assert not SyncTask.objects.exists()
+    # The contact's owner may: the same button queues the sync.
+    login(team_a.member).post(resync)
+    assert SyncTask.objects.filter(enrollment=enrollment).exists()
 
 
 def test_an_unsafe_next_address_is_not_followed(team_a, site, seq, login):

@@ -91,9 +91,15 @@ def test_given_up_after_max_attempts_and_said_on_the_team_page(hooked, sequence_
     assert f"Given up after {MAX_ATTEMPTS} attempts: answered 503" in html
 
 
-def test_without_a_url_nothing_is_queued_and_each_stop_is_told_once(team_a, sequence_a):
+def test_without_a_url_nothing_is_queued_and_each_stop_is_told_once(team_a, sequence_a, receiver):
     stop_one(team_a, sequence_a, "a@example.com")
     assert not TeamWebhookDelivery.objects.exists()
+
+    Team.objects.filter(pk=team_a.team.pk).update(webhook_url=receiver.url)
+    enrollment = stop_one(team_a, sequence_a, "b@example.com")
+    # Stopped again (a second webhook of the same move, say): no second stop, no second post.
+    assert not services.enrollment_stop(enrollment_id=enrollment.pk, reason="again")
+    assert TeamWebhookDelivery.objects.count() == 1
 
 
 def test_setting_the_url_on_the_team_page_makes_a_secret(team_a, login):
