@@ -326,11 +326,15 @@ def test_a_contact_stopped_by_cats_keeps_its_job_order(team_a, site, seq, cats_s
     stopped, moving = contacts
     EnrollmentSync.objects.filter(enrollment__contact=stopped).update(stopped_at=T0)
     sequence_sync(seq, job_id=site.jobs[DESIGNER])
-    plan = cats.push_plan(enrollments=Enrollment.objects.filter(sequence=seq))
+    plan = cats.push_plan(enrollments=Enrollment.objects.filter(sequence=seq), remove_old=True)
     assert plan.notes[msg.PUSH_NOTE_STOPPED_STAYS] == 1
     log = Requests(cats_sandbox, site)
-    push(team_a, Enrollment.objects.filter(sequence=seq), remove_old=False)
+    push(team_a, Enrollment.objects.filter(sequence=seq), remove_old=True)
     drain()
     assert log.count() == plan.requests
     assert EnrollmentSync.objects.get(enrollment__contact=stopped).job_id == site.jobs[SENIOR]
     assert EnrollmentSync.objects.get(enrollment__contact=moving).job_id == site.jobs[DESIGNER]
+    # In CATS too: the recruiter's pipeline is neither moved nor removed.
+    snap = cats_sandbox.snapshot(site.id)
+    kept = EnrollmentSync.objects.get(enrollment__contact=stopped)
+    assert [p["job_id"] for p in pipelines(snap, kept.candidate_id)] == [site.jobs[SENIOR]]

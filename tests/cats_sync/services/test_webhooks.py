@@ -455,6 +455,10 @@ def test_a_connection_whose_key_cats_refused_keeps_its_webhook(team_a, site, seq
     answer = _post(live, account, _body(es, site.status_id("Submitted")))
     assert answer.status_code == 202
     assert process_all() == ["stopped"]
+    # Still registered, on both sides.
+    account.refresh_from_db()
+    assert account.webhook_id is not None and account.webhook_token
+    assert list(sandbox.app.state.sites[site.id].webhooks) == [account.webhook_id]
 
 
 def test_a_move_told_by_each_teammates_webhook_is_acted_on_and_shown_once(
