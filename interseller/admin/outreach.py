@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 
@@ -278,11 +279,21 @@ class EnrollmentAdmin(ExtensibleAdmin, TeamScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["contact", "sequence", *self.readonly_fields]
+        fixed = ["contact", "sequence", *self.readonly_fields]
+        if obj.state == Enrollment.State.STOPPED:
+            fixed.append("state")  # final: see services.enrollment_state_set
+        return fixed
 
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save()
+            # Only the state is editable here, and only through the service that tells the
+            # engine (and the team's webhook) of a stop.
+            if "state" in form.changed_data:
+                who = request.user.get_full_name() or request.user.get_username()
+                try:
+                    services.enrollment_state_set(enrollment=obj, state=obj.state, by=who)
+                except ValidationError as exc:  # stopped meanwhile, by CATS say
+                    self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return
         added_by = Membership.objects.filter(
             team_id=obj.sequence.team_id, user=request.user

@@ -16,7 +16,7 @@ from .contacts import (  # noqa: F401
     email_validate,
     normalize_email,
 )
-from .enrollments import enrollment_stop  # noqa: F401
+from .enrollments import enrollment_state_set, enrollment_stop  # noqa: F401
 from .events import (  # noqa: F401
     EVENT_DATE_WINDOW,
     MSG_EVENT_DATE_WINDOW,

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from interseller import services
 from interseller.models import Contact, EmailEvent, Enrollment, Group, Membership, Sequence
 from tests.factories import ContactFactory, GroupFactory, SequenceFactory
-from tests.support.admin import url
+from tests.support.admin import page_data, url
 
 pytestmark = pytest.mark.django_db
 
@@ -265,7 +265,7 @@ def test_a_stopped_enrollment_shows_why_and_when(team_a, sequence_a, login):
 
     assert "Moved to “Submitted” in CATS" in html
     assert '<div class="readonly">2026-11-20 09:00</div>' in html
-    assert '<option value="stopped" selected>Stopped</option>' in html
+    assert '<div class="readonly">Stopped</div>' in html
 
 
 def _grow(graph, n: int, start: int = 0) -> None:
@@ -376,3 +376,29 @@ def test_a_far_page_shows_the_same_rows_as_a_plain_offset(world, login, monkeypa
         ]
     assert pages[5] == pages[10_000]
     assert len({e for page in pages[5] for e in page}) == 14  # 12 grown + 2 of the world
+
+
+def test_a_person_stopping_an_enrollment_goes_through_the_service_and_it_stays_stopped(
+    team_a, sequence_a, login
+):
+    contact = ContactFactory(team=team_a.team, owner=team_a.member, email="by-hand@example.com")
+    enrollment = services.contact_add_to_sequence(contact=contact, sequence=sequence_a).enrollment
+    client = login(team_a.owner)
+    page = client.get(url("enrollment", "change", enrollment.pk))
+    data = page_data(page)
+    data["state"] = Enrollment.State.STOPPED
+    assert client.post(url("enrollment", "change", enrollment.pk), data).status_code == 302
+
+    enrollment.refresh_from_db()
+    assert enrollment.state == Enrollment.State.STOPPED
+    # Dated and explained, so the enrollments API lists it for the outreach engine.
+    assert enrollment.state_changed_at is not None and enrollment.stopped_at is not None
+    assert enrollment.stopped_reason == f"Stopped by {team_a.owner.user.get_full_name()}"
+
+    # Final: the state is no longer a field, and a hand-made post cannot restart it.
+    page = client.get(url("enrollment", "change", enrollment.pk))
+    assert "state" not in page.context["adminform"].form.fields
+    data = page_data(page)
+    client.post(url("enrollment", "change", enrollment.pk), {**data, "state": "active"})
+    enrollment.refresh_from_db()
+    assert enrollment.state == Enrollment.State.STOPPED
