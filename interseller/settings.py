@@ -252,6 +252,9 @@ EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Interseller <noreply@localhost>")
 
 # --- Application ----------------------------------------------------------------------------
+# A team's webhook URL may point to a private or local address (your own network; the tests'
+# receiver on loopback). Off: a worker never POSTs to the machines around it.
+TEAM_WEBHOOK_ALLOW_PRIVATE = env.bool("TEAM_WEBHOOK_ALLOW_PRIVATE", default=False)
 # Largest JSON body the events API accepts.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=12 * 1024 * 1024)

@@ -26,3 +26,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# The tests' webhook receiver listens on loopback (one test turns this off to see it refused).
+TEAM_WEBHOOK_ALLOW_PRIVATE = True

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import requests
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -129,6 +133,12 @@ def team_webhook_deliver(*, delivery_id: int) -> str:
         "X-Request-Id": delivery.request_id,
         "X-Signature": signature(team_webhook_secret_ensure(team=team), body, delivery.request_id),
     }
+    refused = _address_refused(team.webhook_url)
+    if refused:
+        TeamWebhookDelivery.objects.filter(pk=delivery_id).update(
+            state=TeamWebhookDelivery.State.FAILED, last_error=refused[:500]
+        )
+        return "refused"
     try:
         answer = requests.post(
             team.webhook_url,
@@ -139,6 +149,9 @@ def team_webhook_deliver(*, delivery_id: int) -> str:
         )
         error = "" if 200 <= answer.status_code < 300 else f"answered {answer.status_code}"
     except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # recorded like any failure: retried, then given up with why
+        log.exception("Team webhook delivery %s failed unexpectedly", delivery_id)
         error = f"{type(exc).__name__}: {exc}"
     if not error:
         TeamWebhookDelivery.objects.filter(pk=delivery_id).update(
@@ -155,6 +168,30 @@ def team_webhook_deliver(*, delivery_id: int) -> str:
         not_before=timezone.now() + _backoff(delivery.attempts), last_error=error[:500]
     )
     return "will retry"
+
+
+MSG_PRIVATE_ADDRESS = (
+    "The webhook URL points to a private or local address ({host}); set a public URL on the "
+    "team's page."
+)
+
+
+def _address_refused(url: str) -> str:
+    """Why a POST to `url` is refused: a worker must never be pointed at the machines around
+    it (loopback, private, link-local, e.g. a cloud's metadata address). Empty: allowed.
+    TEAM_WEBHOOK_ALLOW_PRIVATE lifts this for a URL on one's own network."""
+    if settings.TEAM_WEBHOOK_ALLOW_PRIVATE:
+        return ""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return ""  # the POST fails and says why, retried like any failure
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved:
+            return MSG_PRIVATE_ADDRESS.format(host=host)
+    return ""
 
 
 def team_webhooks_sweep(limit: int = 200) -> int:

@@ -130,3 +130,34 @@ def test_members_never_see_the_signing_secret(team_a, login):
     assert as_member.status_code == as_owner.status_code == 200
     assert "f" * 64 not in as_member.content.decode()
     assert "f" * 64 in as_owner.content.decode()
+
+
+def test_a_url_on_a_private_or_local_address_is_refused_with_why(
+    hooked, sequence_a, receiver, settings
+):
+    settings.TEAM_WEBHOOK_ALLOW_PRIVATE = False
+    stop_one(hooked, sequence_a)
+    (delivery,) = TeamWebhookDelivery.objects.all()
+
+    assert services.team_webhook_deliver(delivery_id=delivery.pk) == "refused"
+
+    delivery.refresh_from_db()
+    assert delivery.state == TeamWebhookDelivery.State.FAILED
+    assert "private or local address (127.0.0.1)" in delivery.last_error
+    assert receiver.received == []
+
+
+def test_an_unexpected_error_is_recorded_and_retried_like_any_failure(
+    hooked, sequence_a, receiver, monkeypatch
+):
+    stop_one(hooked, sequence_a)
+    (delivery,) = TeamWebhookDelivery.objects.all()
+
+    def broken(*args, **kwargs):
+        raise ValueError("bad header value")
+
+    monkeypatch.setattr("interseller.services.webhooks.requests.post", broken)
+    assert services.team_webhook_deliver(delivery_id=delivery.pk) == "will retry"
+    delivery.refresh_from_db()
+    assert delivery.state == TeamWebhookDelivery.State.PENDING
+    assert delivery.last_error == "ValueError: bad header value"
