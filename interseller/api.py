@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Model
 from django.http import HttpRequest, JsonResponse
@@ -222,7 +223,7 @@ def api_endpoint(
             data = _read_json(request)
             return view(request, token, data)
         except ApiError as exc:
-            response = JsonResponse({"errors": exc.errors}, status=exc.status)
+            response = _answer({"errors": exc.errors}, status=exc.status)
             for name, value in exc.headers.items():
                 response[name] = value
             return response
@@ -267,9 +268,18 @@ def _contact_json(contact: Contact, status: str) -> dict[str, Any]:
     }
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # Times are answered in UTC, as read from the database, whatever offset they came with.
-    return value.astimezone(UTC) if value is not None and value.tzinfo else value
+class ApiJSONEncoder(DjangoJSONEncoder):
+    """Every time in an answer is in UTC ("Z"), whatever offset it came with: a replay reads
+    the same as the first answer."""
+
+    def default(self, o):
+        if isinstance(o, datetime) and o.tzinfo is not None:
+            o = o.astimezone(UTC)
+        return super().default(o)
+
+
+def _answer(body: dict[str, Any], status: int = 200) -> JsonResponse:
+    return JsonResponse(body, status=status, encoder=ApiJSONEncoder)
 
 
 def _enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
@@ -277,9 +287,9 @@ def _enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
         "id": enrollment.pk,
         "sequence_id": enrollment.sequence_id,
         "state": enrollment.state,
-        "first_messaged_at": _utc(enrollment.first_messaged_at),
-        "last_messaged_at": _utc(enrollment.last_messaged_at),
-        "responded_at": _utc(enrollment.responded_at),
+        "first_messaged_at": enrollment.first_messaged_at,
+        "last_messaged_at": enrollment.last_messaged_at,
+        "responded_at": enrollment.responded_at,
         "sentiment": enrollment.sentiment or None,
     }
 
@@ -314,7 +324,7 @@ def contacts_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any
             "state": added.enrollment.state,
             "created": added.created,
         }
-    return JsonResponse(body, status=201 if result.created else 200)
+    return _answer(body, status=201 if result.created else 200)
 
 
 @api_endpoint
@@ -385,7 +395,7 @@ def events_endpoint(request: HttpRequest, token: ApiToken, data: dict[str, Any])
         "created": result.created,
         "enrollment": _enrollment_json(enrollment),
     }
-    return JsonResponse(body, status=201 if result.created else 200)
+    return _answer(body, status=201 if result.created else 200)
 
 
 # --- GET /api/v1/enrollments ------------------------------------------------------------------
@@ -468,9 +478,9 @@ def enrollments_endpoint(request: HttpRequest) -> JsonResponse:
             if more
             else None,
         }
-        return JsonResponse(body)
+        return _answer(body)
     except ApiError as exc:
-        response = JsonResponse({"errors": exc.errors}, status=exc.status)
+        response = _answer({"errors": exc.errors}, status=exc.status)
         for name, value in exc.headers.items():
             response[name] = value
         return response

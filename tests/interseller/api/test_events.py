@@ -118,6 +118,15 @@ def test_occurred_at_must_be_rfc3339_with_timezone(post, sequence_a, enrolled, o
     assert response.json() == {"errors": {"occurred_at": [api.MSG_DATETIME]}}
 
 
+def test_times_are_answered_in_utc_so_a_replay_reads_like_the_first_answer(
+    post, sequence_a, enrolled
+):
+    sent = event(sequence_a, occurred_at="2024-05-02T10:00:00+02:00")
+    first, again = post(EVENTS, sent), post(EVENTS, sent)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["occurred_at"] == again.json()["occurred_at"] == "2024-05-02T08:00:00Z"
+
+
 @pytest.mark.parametrize(
     "occurred_at",
     ["2024-05-01T09:30:00.123456Z", "2024-05-01t09:30:00z", "2024-05-01T09:30:00-05:00"],
