@@ -274,7 +274,16 @@ def contacts_upsert_many(
                     fields={k: getattr(contact, k) for k in CONTACT_FIELDS},
                     contacts_by_email=known,
                 )
-                known[contact.email] = upserted.contact
+                appeared = upserted.contact
+                if (
+                    only_own is not None
+                    and not upserted.created
+                    and appeared.owner_id != only_own.pk
+                ):
+                    # A teammate's contact that appeared meanwhile: not ours to update (the
+                    # transaction rolls the update back with the refusal).
+                    raise TeammatesContact(contact.email) from None
+                known[contact.email] = appeared
                 setattr(result, upserted.status, getattr(result, upserted.status) + 1)
         else:
             result.created = len(new)

@@ -238,3 +238,37 @@ def test_upsert_many_falls_back_to_one_at_a_time_when_a_contact_appeared(
     )
     assert (result.created, result.added_to_sequence) == (2, 2)
     assert Enrollment.objects.filter(sequence=sequence_a).count() == 2
+
+
+def test_a_teammates_contact_that_appears_during_a_members_import_is_never_updated(
+    team_a, sequence_a, monkeypatch
+):
+    """The race the fallback exists for: the bulk insert loses to a teammate's new contact."""
+    from interseller.services import contacts as contacts_service
+
+    def lost_race(objs, *args, **kwargs):
+        raise IntegrityError("contact_team_email_unique")
+
+    real_upsert = contacts_service.contact_upsert
+
+    def teammate_first(**kwargs):
+        if kwargs["email"] == "b@x.example":  # the teammate saved it a moment earlier
+            Contact.objects.get_or_create(
+                team=team_a.team,
+                email="b@x.example",
+                defaults={"owner": team_a.member2, "company": "Theirs"},
+            )
+        return real_upsert(**kwargs)
+
+    monkeypatch.setattr(Contact.objects, "bulk_create", lost_race)
+    monkeypatch.setattr(contacts_service, "contact_upsert", teammate_first)
+    with pytest.raises(services.TeammatesContact) as caught:
+        services.contacts_upsert_many(
+            team=team_a.team,
+            owner=team_a.member,
+            rows=_rows("a@x.example", "b@x.example"),
+            sequence=sequence_a,
+            only_own=team_a.member,
+        )
+    # Refused (the import's transaction undoes its chunk), never updated over the teammate.
+    assert caught.value.email == "b@x.example"
