@@ -39,7 +39,7 @@ def index_summary(request) -> str:
     """The admin index's box: healthy, or the problems in one line each, linking the page."""
     if not _may_see(request):
         return ""
-    health = services.health_for(request)
+    health = services.health_for(request, summary=True)
     return render_to_string(
         "admin/cats_sync/health_summary.html",
         {"health": health, "url": reverse("admin:cats_sync_health")},

@@ -131,7 +131,10 @@ class Health:
         return lines
 
 
-def health_for(request) -> Health:
+def health_for(request, *, summary: bool = False) -> Health:
+    """The health page's data, scoped to the request's user. `summary`: only what the admin
+    index's box shows (connections, errors, outages): no sequence table, no chart, no
+    backlog or reconciliation figures, so the index stays fast."""
     memberships = list(scoped_queryset(request, Membership).order_by("team__name", "user__email"))
     accounts = {
         a.membership_id: a
@@ -139,8 +142,8 @@ def health_for(request) -> Health:
     }
     return Health(
         connections=_connections(memberships, accounts),
-        sequences=_sequences(request),
-        sites=_sites([a for a in accounts.values() if a.site_id]),
+        sequences=[] if summary else _sequences(request),
+        sites=_sites([a for a in accounts.values() if a.site_id], detail=not summary),
         errors=_errors(request),
         incidents=list(
             CatsIncident.objects.filter(
@@ -253,21 +256,28 @@ def _sequences(request) -> list[SequenceRow]:
     return rows
 
 
-def _sites(accounts) -> list[SiteRow]:
+def _sites(accounts, *, detail: bool = True) -> list[SiteRow]:
     now = timezone.now()
     rows = []
     for site in {a.site for a in accounts}:
         view = budget_view(site)
         reserve = int(view.limit * BULK_RESERVE_FRACTION)
-        backlog = SyncTask.objects.filter(account__site=site, state=SyncTask.State.PENDING).count()
-        drains_at = None
-        if backlog:
-            drains_at = now + timedelta(seconds=view.bulk_seconds(backlog * REQUESTS_PER_CONTACT))
-        start = now - HISTORY
-        buckets = [0] * int(HISTORY / BUCKET)
-        for at in CatsRequest.objects.filter(site=site, at__gt=start).values_list("at", flat=True):
-            index = min(int((at - start) / BUCKET), len(buckets) - 1)
-            buckets[index] += 1
+        backlog, drains_at, buckets, reconcile = 0, None, [], None
+        if detail:
+            backlog = SyncTask.objects.filter(
+                account__site=site, state=SyncTask.State.PENDING
+            ).count()
+            if backlog:
+                seconds = view.bulk_seconds(backlog * REQUESTS_PER_CONTACT)
+                drains_at = now + timedelta(seconds=seconds)
+            start = now - HISTORY
+            buckets = [0] * int(HISTORY / BUCKET)
+            for at in CatsRequest.objects.filter(site=site, at__gt=start).values_list(
+                "at", flat=True
+            ):
+                index = min(int((at - start) / BUCKET), len(buckets) - 1)
+                buckets[index] += 1
+            reconcile = reconcile_bound(site)
         rows.append(
             SiteRow(
                 site=site,
@@ -279,7 +289,7 @@ def _sites(accounts) -> list[SiteRow]:
                 drains_at=drains_at,
                 buckets=buckets,
                 in_outage=bool(site.outage_until and site.outage_until > now),
-                reconcile=reconcile_bound(site),
+                reconcile=reconcile,
             )
         )
     return sorted(rows, key=lambda r: r.site.subdomain)
