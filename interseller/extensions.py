@@ -112,11 +112,6 @@ def extend_sequence_labels(
         _sequence_labels.append((label, prepare))
 
 
-def retract_sequence_labels(label: Callable[[Any], str]) -> None:
-    """Take a label back (tests; an app switched off at run time)."""
-    _sequence_labels[:] = [entry for entry in _sequence_labels if entry[0] is not label]
-
-
 def sequence_choices(queryset: QuerySet) -> QuerySet:
     """The sequences to choose from, with what the registered labels read."""
     for _, prepare in _sequence_labels:

@@ -19,6 +19,6 @@ def team_webhooks_sweep() -> int:
 
 
 def import_jobs_sweep() -> dict[str, int]:
-    """Scheduled every minute (migration 0006): no import job is left running or queued
+    """Scheduled every minute (migration 0008): no import job is left running or queued
     when its worker or its message was lost."""
     return imports.import_jobs_sweep()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -49,22 +48,23 @@ def import_execute(
     sequence: Sequence | None = None,
     added_by: Membership | None = None,
     only_own: Membership | None = None,
-    progress: Callable[[int], None] | None = None,
 ) -> ImportOutcome:
-    """Write a valid plan, all or nothing. Raises ImportFailed naming the row that failed.
+    """Write a valid plan, all or nothing. Raises ImportFailed naming the rows that failed
+    (the chunk they were written in; a teammate's contact by its own row).
 
     Rows go through `contacts_upsert_many` a chunk at a time (a few queries per chunk, not
-    per row); `progress` is called with the number of rows written so far after each chunk.
+    per row).
     """
     if not plan.is_valid:
         raise ImportFailed(str(plan.errors[0]))
     outcome = ImportOutcome()
-    current = 0
+    current = "row ?"
     try:
         with transaction.atomic():
             for start in range(0, len(plan.rows), PROGRESS_EVERY):
                 chunk = plan.rows[start : start + PROGRESS_EVERY]
-                current = chunk[0].row
+                first, last = chunk[0].row, chunk[-1].row
+                current = f"rows {first}–{last}" if last != first else f"row {first}"
                 try:
                     result = contacts_upsert_many(
                         team=team,
@@ -88,16 +88,14 @@ def import_execute(
                     "already_in_sequence",
                 ):
                     setattr(outcome, name, getattr(outcome, name) + getattr(result, name))
-                if progress is not None:
-                    progress(start + len(chunk))
     except ImportFailed:
         raise
     except ValidationError as e:
-        raise ImportFailed(f"row {current}: {' '.join(e.messages)}") from e
+        raise ImportFailed(f"{current}: {' '.join(e.messages)}") from e
     except Exception as e:
-        logger.exception("Contact import failed at row %s", current)
+        logger.exception("Contact import failed at %s", current)
         raise ImportFailed(
-            f"row {current} could not be saved ({type(e).__name__}). Try again, or ask an "
+            f"{current} could not be saved ({type(e).__name__}). Try again, or ask an "
             "administrator to look at the server log."
         ) from e
     return outcome
