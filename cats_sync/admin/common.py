@@ -234,7 +234,7 @@ def confirm_context(modeladmin, request, action: str, **extra) -> dict:
 
 def resync_selected(modeladmin, request, queryset: QuerySet, field: str, noun: str):
     """Resync the enrollments whose `field` is one of the selected rows."""
-    ids = ids_of(queryset)
+    ids = selected_pks(queryset)
     return resync_action(
         modeladmin,
         request,
@@ -302,7 +302,7 @@ def push_action(modeladmin, request, enrollments: QuerySet, *, action: str, what
 
 def push_selected(modeladmin, request, queryset: QuerySet, field: str, noun: str):
     """Push changes of the enrollments whose `field` is one of the selected rows."""
-    ids = ids_of(queryset)
+    ids = selected_pks(queryset)
     return push_action(
         modeladmin,
         request,
@@ -317,10 +317,12 @@ DESCRIPTION_MAX = ResyncRun._meta.get_field("description").max_length
 NAMES_LISTED = 30
 
 
-def resync_description(model, ids: list[int], *, noun: str = "rows", verb: str = "Resync") -> str:
+def resync_description(
+    model, ids: QuerySet | list[int], *, noun: str = "rows", verb: str = "Resync"
+) -> str:
     """ "Resync of sequence “Backend engineers”", "Resync of 3 sequences: A, B, C", "Resync of
     120 contacts", "Resync of the sequences of Olivia Owens": what a person selected."""
-    count = len(ids)
+    count = _count(ids)
     if model is Sequence:
         titles = _first(Sequence.objects.filter(pk__in=ids).order_by("title"), "title")
         if count == 1 and titles:
@@ -383,3 +385,17 @@ def _fit(text: str) -> str:
 def ids_of(queryset: QuerySet) -> list[int]:
     # Plain ids: the changelist querysets carry GROUP BY annotations.
     return list(queryset.order_by().values_list("pk", flat=True))
+
+
+def selected_pks(queryset: QuerySet) -> QuerySet | list[int]:
+    """The selected rows' ids for a `pk__in`: a subquery, so that "select all 100,000" never
+    travels as 100,000 parameters in every query of the action; a list when the changelist's
+    queryset groups (count annotations), which only the short lists (sequences) do."""
+    plain = queryset.order_by()
+    if plain.query.group_by is not None or plain.query.distinct:
+        return ids_of(plain)
+    return plain.values("pk")
+
+
+def _count(pks: QuerySet | list[int]) -> int:
+    return len(pks) if isinstance(pks, list) else pks.count()
