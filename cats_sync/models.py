@@ -691,6 +691,12 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     # What processing did, in words ("stopped 1 enrollment", "no pipeline of ours").
     result = models.CharField(max_length=500, blank=True)
+    # Whom it is about, read from the payload as it arrives (None where it does not say), so
+    # that a status change waits only for deliveries about its own pipeline, and not for the
+    # echoes of statuses we wrote ourselves (engine/pipelines.py).
+    pipeline_id = models.BigIntegerField(null=True, blank=True)
+    candidate_id = models.BigIntegerField(null=True, blank=True)
+    status_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import messages
@@ -155,7 +156,7 @@ def status_record_fresh(ctx: StepContext) -> bool:
     es = ctx.es
     if es.status_seen_at is None:
         return False
-    if _deliveries_waiting(ctx.account):
+    if _deliveries_waiting(ctx.account, es):
         return False
     if ctx.account.webhooks_active:
         # Every move CATS told us of is processed (a lost one is reconciliation's to catch).
@@ -163,13 +164,27 @@ def status_record_fresh(ctx: StepContext) -> bool:
     return es.status_seen_at > timezone.now() - STATUS_TRUST
 
 
-def _deliveries_waiting(account) -> bool:
-    """A webhook delivery not processed yet may be the recruiter's move we are about to
-    undo: read the pipeline instead of trusting our record."""
-    return WebhookDelivery.objects.filter(
-        account=account,
-        state__in=[WebhookDelivery.State.RECEIVED, WebhookDelivery.State.PROCESSING],
-    ).exists()
+def _deliveries_waiting(account, es: EnrollmentSync) -> bool:
+    """A webhook delivery about this pipeline (or its candidate, or that names neither) not
+    processed yet may be the recruiter's move we are about to undo: read the pipeline instead
+    of trusting our record. The echo of a status we wrote ourselves is no such move, and
+    other contacts' deliveries are not about this one (a live stream always has some)."""
+    about_it = Q(pipeline_id=es.pipeline_id) | Q(pipeline_id__isnull=True, candidate_id=None)
+    if es.candidate_id is not None:
+        about_it |= Q(candidate_id=es.candidate_id)
+    return (
+        WebhookDelivery.objects.filter(
+            about_it,
+            account=account,
+            state__in=[WebhookDelivery.State.RECEIVED, WebhookDelivery.State.PROCESSING],
+        )
+        .exclude(
+            event="pipeline.status_changed",
+            pipeline_id=es.pipeline_id,
+            status_id__in=list(es.statuses_written or []),
+        )
+        .exists()
+    )
 
 
 def _status_written(es: EnrollmentSync, status_id: int) -> None:

@@ -255,6 +255,7 @@ def webhook_receive(*, token: str, body: bytes, request_id: str, signature: str)
         return Received(400, "The delivery has no readable date.")
     if sent_at < now - max_age() or sent_at > now + CLOCK_SKEW:
         return Received(400, "Stale delivery.")
+    pipeline_id, candidate_id, status_id = delivery_subject(payload["event"], payload)
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
@@ -263,6 +264,9 @@ def webhook_receive(*, token: str, body: bytes, request_id: str, signature: str)
                 event=payload["event"][:40],
                 payload=payload,
                 sent_at=sent_at,
+                pipeline_id=pipeline_id,
+                candidate_id=candidate_id,
+                status_id=status_id,
             )
     except IntegrityError:
         # Taken before: CATS retrying a delivery whose answer it lost, or a replay. Either
@@ -327,22 +331,30 @@ def _as_int(value) -> int | None:
         return None
 
 
+def delivery_subject(event: str, payload: dict) -> tuple[int | None, int | None, int | None]:
+    """The pipeline, candidate and status a delivery is about, where its payload says (the
+    ids at the top, or in the embedded pipeline; a deleted candidate's own id)."""
+    embedded = payload.get("_embedded") if isinstance(payload.get("_embedded"), dict) else {}
+    pipeline = embedded.get("pipeline") if isinstance(embedded.get("pipeline"), dict) else {}
+    pipeline_id = _as_int(payload.get("pipeline_id")) or _as_int(pipeline.get("id"))
+    candidate_id = _as_int(payload.get("candidate_id")) or _as_int(pipeline.get("candidate_id"))
+    if event == "candidate.deleted":
+        candidate_id = candidate_id or _as_int(payload.get("id"))
+    status_id = _as_int(payload.get("status_id")) or _as_int(pipeline.get("status_id"))
+    return pipeline_id, candidate_id, status_id
+
+
 def _process(delivery: WebhookDelivery) -> str:
     account = delivery.account
     site_id = account.site_id
     if site_id is None:
         return "the connection has no CATS site"
-    payload = delivery.payload
-    embedded = payload.get("_embedded") if isinstance(payload.get("_embedded"), dict) else {}
-    pipeline = embedded.get("pipeline") if isinstance(embedded.get("pipeline"), dict) else {}
-    pipeline_id = _as_int(payload.get("pipeline_id")) or _as_int(pipeline.get("id"))
-    candidate_id = _as_int(payload.get("candidate_id")) or _as_int(pipeline.get("candidate_id"))
+    pipeline_id, candidate_id, status_id = delivery_subject(delivery.event, delivery.payload)
     if delivery.event == "pipeline.status_changed":
         if pipeline_id is None:
             return "no pipeline id in the delivery"
         # The notes do not promise the new status in the payload (the sandbox sends it):
         # without it, reconciliation reads the pipeline next.
-        status_id = _as_int(payload.get("status_id")) or _as_int(pipeline.get("status_id"))
         return observe_pipeline_status(
             site_id=site_id, pipeline_id=pipeline_id, status_id=status_id, delivery=delivery
         )
@@ -351,7 +363,6 @@ def _process(delivery: WebhookDelivery) -> str:
             return "no pipeline id in the delivery"
         return observe_pipeline_deleted(site_id=site_id, pipeline_id=pipeline_id, delivery=delivery)
     if delivery.event == "candidate.deleted":
-        candidate_id = candidate_id or _as_int(payload.get("id"))
         if candidate_id is None:
             return "no candidate id in the delivery"
         return observe_candidate_deleted(

@@ -491,3 +491,53 @@ def test_a_move_told_by_each_teammates_webhook_is_acted_on_and_shown_once(
         "Stopped by CATS: moved to “Submitted” in CATS",
         "Removed from the job order in CATS",
     ]
+
+
+def _routes_since(sandbox, site, since: int) -> list[str]:
+    log = sandbox.request_log(since, site_id=site.id)
+    return [f"{e['method']} {e['route']}" for e in log["entries"]]
+
+
+def test_deliveries_about_other_pipelines_and_our_own_echoes_cost_no_pipeline_read(
+    team_a, site, seq, sandbox, live
+):
+    connected(team_a, site)
+    ada = synced_contact(sandbox, seq)
+    bob = synced_contact(sandbox, seq, "bob@example.com")
+    event(ada, seq, "a1", "message_sent")
+    event(bob, seq, "b1", "message_sent")
+    drain_quietly(sandbox)
+    sandbox.wait_for_deliveries()  # both echoes of "Messaged" stored, not processed
+    bob_pipeline = es_of(bob, seq).pipeline_id
+    sandbox.set_status_by_hand(site.id, bob_pipeline, site.status_id("Contacted"))
+    sandbox.wait_for_deliveries()  # a recruiter's move of Bob, not processed either
+    waiting = WebhookDelivery.objects.filter(state=WebhookDelivery.State.RECEIVED)
+    assert waiting.filter(pipeline_id=es_of(ada, seq).pipeline_id).count() == 1
+    assert waiting.filter(pipeline_id=bob_pipeline).count() == 2
+
+    since = sandbox.request_log(0, site_id=site.id)["next"]
+    event(ada, seq, "a2", "reply_received")
+    drain_quietly(sandbox)
+    # Ada's only waiting delivery is the echo of our own "Messaged": her record stands.
+    assert "GET /pipelines/{id}" not in _routes_since(sandbox, site, since)
+    assert es_of(ada, seq).status_id == site.status_id("Replied")
+
+    since = sandbox.request_log(0, site_id=site.id)["next"]
+    event(bob, seq, "b2", "reply_received")
+    drain_quietly(sandbox)
+    # Bob's recruiter move waits: his pipeline is read before it is moved.
+    assert "GET /pipelines/{id}" in _routes_since(sandbox, site, since)
+
+
+def test_a_waiting_delivery_that_names_no_pipeline_makes_every_status_change_read_first(
+    team_a, site, seq, sandbox, live
+):
+    account = connected(team_a, site)
+    ada = synced_contact(sandbox, seq)
+    WebhookDelivery.objects.create(
+        account=account, request_id="anon-1", event="pipeline.status_changed", payload={}
+    )
+    since = sandbox.request_log(0, site_id=site.id)["next"]
+    event(ada, seq, "a1", "message_sent")
+    drain_quietly(sandbox)
+    assert "GET /pipelines/{id}" in _routes_since(sandbox, site, since)
