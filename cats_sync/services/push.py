@@ -370,10 +370,7 @@ def push_plan_chunk(run: ResyncRun, enrollment_ids: list[int]) -> None:
     by_id = {a.pk: a for a in CatsAccount.objects.filter(pk__in=set(accounts.values()))}
     run_tasks_add(
         run,
-        (
-            (enrollment, by_id.get(accounts.get(enrollment.pk)))
-            for enrollment in Enrollment.objects.filter(pk__in=plan.to_push).order_by("pk")
-        ),
+        [(pk, by_id.get(accounts.get(pk))) for pk in sorted(plan.to_push)],
         kind=SyncTask.Kind.PUSH,
         priority=SyncTask.Priority.BULK,
         total=len(plan.to_push),

@@ -6,6 +6,7 @@ ends (the engine calls `resync_run_close_if_done`), never because someone opened
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ from interseller.models import EmailEvent, Enrollment
 from .. import messages, queue
 from ..budget import budget_view, outage_backoff_cap
 from ..models import CatsAccount, CatsSite, EnrollmentSync, ResyncRun, SequenceSync, SyncTask
-from .outbox import enrollment_sync_adopt_owner, enrollment_sync_capture, task_create
+from .outbox import enrollment_syncs_through_owners
 
 REQUESTS_PER_CONTACT = 2.1  # create + pipeline, plus a share of a batched lookup
 # How long the engine retries one contact's isolated CATS failures before it is shown as
@@ -214,22 +215,9 @@ def plan_finish(run: ResyncRun) -> None:
 def resync_plan_chunk(run: ResyncRun, enrollment_ids: list[int], *, bulk: bool) -> None:
     """Queue the unblocked never-synced enrollments of these ids for the run, and count."""
     plan = resync_plan(enrollments=Enrollment.objects.filter(pk__in=enrollment_ids))
-
-    def through_owners():
-        for enrollment in Enrollment.objects.filter(pk__in=plan.to_sync).select_related(
-            "sequence", "contact"
-        ):
-            es = enrollment_sync_capture(enrollment=enrollment)
-            if es.account is None or es.account.membership_id != enrollment.sequence.owner_id:
-                # Contacts added before the owner connected: sync through the owner's account.
-                enrollment_sync_adopt_owner(
-                    es, owner_id=enrollment.sequence.owner_id, sequence_id=enrollment.sequence_id
-                )
-            yield enrollment, es.account
-
     run_tasks_add(
         run,
-        through_owners(),
+        enrollment_syncs_through_owners(plan.to_sync),
         kind=SyncTask.Kind.SYNC,
         priority=SyncTask.Priority.BULK if bulk else SyncTask.Priority.LIVE,
         total=len(plan.to_sync),
@@ -240,7 +228,7 @@ def resync_plan_chunk(run: ResyncRun, enrollment_ids: list[int], *, bulk: bool) 
 
 def run_tasks_add(
     run: ResyncRun,
-    work,
+    work: Iterable[tuple[int, CatsAccount | None]],
     *,
     kind: str,
     priority: int,
@@ -249,27 +237,49 @@ def run_tasks_add(
     blocked: int,
     requests: int = 0,
 ) -> None:
-    """One task of the run for each `(enrollment, account)` of `work`, its counts added to
-    the run's, and the pending tasks handed to the queue once they commit."""
-    queued: list[int] = []
-    for enrollment, account in work:
-        task = task_create(
-            kind=kind,
-            enrollment=enrollment,
-            account=account,
-            priority=priority,
-            run=run,
-            enqueue=False,
-        )
-        if task is not None and task.state == SyncTask.State.PENDING:
-            queued.append(task.pk)
+    """One task of the run for each `(enrollment id, account)` of `work`, its counts added to
+    the run's, and the accounts' sites woken once they commit. In a few statements however
+    many there are. As `task_create` does one at a time: an enrollment whose task of this kind
+    is already open (or opened by a concurrent add meanwhile) has that task join the run, and
+    work of an account that is not connected waits, paused."""
+    work = list(work)
+    ids = [enrollment_id for enrollment_id, _ in work]
+    open_tasks = SyncTask.objects.filter(
+        kind=kind, event=None, state__in=SyncTask.OPEN_STATES, enrollment_id__in=ids
+    )
+    already = set(open_tasks.values_list("enrollment_id", flat=True))
+    now = timezone.now()
+    SyncTask.objects.bulk_create(
+        (
+            SyncTask(
+                kind=kind,
+                enrollment_id=enrollment_id,
+                account=account,
+                priority=priority,
+                run=run,
+                state=SyncTask.State.PENDING if _connected(account) else SyncTask.State.PAUSED,
+                not_before=now,
+            )
+            for enrollment_id, account in work
+            if enrollment_id not in already
+        ),
+        batch_size=500,
+        ignore_conflicts=True,
+    )
+    open_tasks.filter(run=None).update(run=run)
     ResyncRun.objects.filter(pk=run.pk).update(
         total=F("total") + total,
         skipped=F("skipped") + skipped,
         blocked=F("blocked") + blocked,
         requests_planned=F("requests_planned") + requests,
     )
-    queue.enqueue_on_commit(queued)
+    site_ids = {account.site_id for _, account in work if _connected(account) and account.site_id}
+    if site_ids:
+        transaction.on_commit(lambda: queue.enqueue_sites(site_ids), robust=True)
+
+
+def _connected(account: CatsAccount | None) -> bool:
+    return account is not None and account.status == CatsAccount.Status.CONNECTED
 
 
 @transaction.atomic

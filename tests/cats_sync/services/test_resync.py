@@ -245,3 +245,43 @@ def test_cancelling_a_run_while_it_is_planned_leaves_the_rest_out(team_a, site, 
     run.refresh_from_db()
     assert run.state == ResyncRun.State.CANCELLED
     assert not SyncTask.objects.filter(run=run).exists()
+
+
+def _plan_queries(prefix: str, count: int, seq) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from cats_sync.services.resync import resync_plan_chunk
+
+    ids = list(
+        Enrollment.objects.filter(contact__email__startswith=prefix).values_list("pk", flat=True)
+    )
+    run = ResyncRun.objects.create(team=seq.team, description=prefix)
+    with CaptureQueriesContext(connection) as queries:
+        resync_plan_chunk(run, ids, bulk=True)
+    assert SyncTask.objects.filter(run=run).count() == count
+    return len(queries)
+
+
+def test_planning_a_chunk_costs_the_same_statements_for_5_or_50_contacts(team_a, site, seq):
+    # Added before the owner connected: every sync row is moved to the owner's account.
+    for prefix, count in (("few", 5), ("many", 50)):
+        for i in range(count):
+            add(seq, f"{prefix}{i}@example.com")
+    connect(team_a.member, site)
+    assert _plan_queries("few", 5, seq) == _plan_queries("many", 50, seq)
+    assert set(EnrollmentSync.objects.values_list("account__membership", flat=True)) == {
+        team_a.member.pk
+    }
+
+
+def test_a_task_already_open_for_a_contact_joins_the_run_instead_of_a_second(
+    team_a, site, seq, cats_sandbox
+):
+    connect(team_a.member, site)
+    contact = add(seq, "open@example.com")  # its live sync task is open, not run yet
+    (open_task,) = SyncTask.objects.filter(enrollment__contact=contact)
+    run = resync_sequence(seq, "joins")
+    open_task.refresh_from_db()
+    assert open_task.run_id == run.pk
+    assert SyncTask.objects.filter(enrollment__contact=contact).count() == 1
