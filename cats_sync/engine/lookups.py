@@ -1,37 +1,17 @@
 """Looking emails up in CATS: many at once where we can, whatever case CATS stores.
 
 A batch of sync tasks shares one search per site (EMAIL_CHUNK emails a request). How the
-account's search treats case is undocumented, so it is probed once per site
-(`CatsClient.probe_email_search`): filters when they find any case, a free-text search per
+account's search treats case is undocumented, so it is probed once per site, on connecting
+(`services.metadata.search_mode`): filters when they find any case, a free-text search per
 email when they do not. Rows are always compared here, case-insensitively.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.utils import timezone
-
 from ..client import CatsClient
 from ..errors import Wait
 from ..models import CatsSite
-
-# A site whose first page of candidates had no email to probe with is asked again after this.
-PROBE_AGAIN = timedelta(minutes=10)
-
-
-def search_mode(site: CatsSite, client: CatsClient) -> str:
-    """ "filter" or "text" for this site; probes (two requests) when not known yet."""
-    site.refresh_from_db(fields=["email_search", "email_search_probed_at"])
-    if site.email_search:
-        return site.email_search
-    now = timezone.now()
-    if site.email_search_probed_at and site.email_search_probed_at > now - PROBE_AGAIN:
-        return CatsSite.EmailSearch.FILTER
-    found = client.probe_email_search()
-    CatsSite.objects.filter(pk=site.pk).update(email_search=found or "", email_search_probed_at=now)
-    site.email_search = found or ""
-    return found or CatsSite.EmailSearch.FILTER
+from ..services.metadata import search_mode
 
 
 class Lookups:

@@ -171,13 +171,35 @@ def custom_fields_refresh(*, account: CatsAccount, client: CatsClient | None = N
 
 
 def metadata_refresh(*, account: CatsAccount, client: CatsClient | None = None) -> dict[str, int]:
-    """Jobs, workflows and custom fields at once (after connecting, the Refresh action)."""
+    """Jobs, workflows and custom fields at once (after connecting, the Refresh action), and
+    how the site's search treats case when not known yet, so that no sync pays for that."""
     client = client or cats_client_for(account)
-    return {
+    counts = {
         "jobs": jobs_refresh(account=account, client=client),
         "statuses": workflows_refresh(account=account, client=client),
         "fields": custom_fields_refresh(account=account, client=client),
     }
+    if account.site_id:
+        search_mode(account.site, client)
+    return counts
+
+
+# A site whose first page of candidates had no email to probe with is asked again after this.
+PROBE_AGAIN = timedelta(minutes=10)
+
+
+def search_mode(site: CatsSite, client: CatsClient) -> str:
+    """ "filter" or "text" for this site; probes (two requests) when not known yet."""
+    site.refresh_from_db(fields=["email_search", "email_search_probed_at"])
+    if site.email_search:
+        return site.email_search
+    now = timezone.now()
+    if site.email_search_probed_at and site.email_search_probed_at > now - PROBE_AGAIN:
+        return CatsSite.EmailSearch.FILTER
+    found = client.probe_email_search()
+    CatsSite.objects.filter(pk=site.pk).update(email_search=found or "", email_search_probed_at=now)
+    site.email_search = found or ""
+    return found or CatsSite.EmailSearch.FILTER
 
 
 # --- custom field mapping -----------------------------------------------------------------------

@@ -53,11 +53,9 @@ def seq(team_a):
 
 def ready(account):
     """What a connection does once: read job orders, workflows and fields, and find out how
-    the account's search treats case. Flows below are counted after it."""
-    from cats_sync.engine.lookups import search_mode
-
+    the account's search treats case (metadata_refresh does both). Flows below are counted
+    after it, so a probe left for the first sync to make would show in their counts."""
     cats.metadata_refresh(account=account)
-    search_mode(account.site, cats.cats_client_for(account))
     return account
 
 
