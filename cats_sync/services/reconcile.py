@@ -1,7 +1,8 @@
-"""The safety net under webhooks: re-read the pipelines of active enrollments, longest-unchecked
-first, at a pace that uses at most CATS_RECONCILE_SHARE of the site's budget (bulk priority, so
-never the live reserve). A move a lost delivery never told us of is caught within
-`reconcile_bound`, which the health page states.
+"""The safety net under webhooks: re-read the pipelines of active enrollments, longest-unknown
+first (never one whose status we set or read in the last RECENT minutes), at a pace that uses
+at most CATS_RECONCILE_SHARE of the site's budget (bulk priority, so never the live reserve).
+A move a lost delivery never told us of is caught within `reconcile_bound`, which the health
+page states.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import F
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from interseller.models import Enrollment
@@ -29,6 +31,10 @@ log = logging.getLogger(__name__)
 
 # The sweeper runs every minute; each run reads at most a minute's share of the window.
 TICK = timedelta(minutes=1)
+# A pipeline whose status we set or read this lately is not read again: a read would tell
+# nothing newer than we know, and would spend the budget right after each write.
+RECENT = timedelta(minutes=5)
+_NEVER = Value(datetime(1970, 1, 1, tzinfo=UTC), output_field=DateTimeField())
 
 
 def reconcile_queryset(site: CatsSite):
@@ -88,9 +94,10 @@ def reconcile_bound(site: CatsSite, watched: int | None = None) -> Bound:
         return Bound(watched, 0, site.rate_window_seconds, None)
     # A full round of reads, at the slower of the two paces (a minute's reads per tick; the
     # share of the rolling window), plus the tick a move may just have missed.
+    # A pipeline seen lately waits RECENT before it is read.
     by_share = math.ceil(watched * site.rate_window_seconds / per_window)
     by_tick = math.ceil(watched / per_tick(site)) * TICK.total_seconds()
-    seconds = max(by_share, by_tick) + TICK.total_seconds()
+    seconds = max(by_share, by_tick, RECENT.total_seconds()) + TICK.total_seconds()
     return Bound(watched, per_window, site.rate_window_seconds, timedelta(seconds=seconds))
 
 
@@ -102,10 +109,14 @@ def reconcile_site(*, site_id: int, limit: int | None = None) -> int:
     take = min(per_tick(site) if limit is None else limit, reconcile_allowance(site))
     if take <= 0:
         return 0
+    # Longest unknown first: since we last read it here, or set or read it while syncing.
+    known = Greatest(Coalesce("reconciled_at", _NEVER), Coalesce("status_seen_at", _NEVER))
     rows = list(
         reconcile_queryset(site)
+        .annotate(_known=known)
+        .filter(_known__lt=timezone.now() - RECENT)
         .select_related("account__site")
-        .order_by(F("reconciled_at").asc(nulls_first=True), "pk")[:take]
+        .order_by("_known", "pk")[:take]
     )
     clients: dict[int, object] = {}
     refused: set[int] = set()  # accounts whose key failed this tick: their rows wait

@@ -15,6 +15,7 @@ from cats_sync.models import (
     CatsIncident,
     CatsRequest,
     CatsSite,
+    EnrollmentSync,
     PipelineObservation,
     WebhookDelivery,
 )
@@ -36,10 +37,12 @@ def pipeline_reads(sandbox, site) -> int:
     return sum(1 for e in log if (e["method"], e["route"]) == ("GET", "/pipelines/{id}"))
 
 
-def synced(team_a, site, seq, *emails):
+def synced(team_a, site, seq, *emails, ago=timedelta(hours=1)):
+    """Contacts synced `ago` (the status we set then is all we know since)."""
     connect(team_a.member, site, default_job_id=site.jobs["Senior Backend Engineer"])
     contacts = [add(seq, email) for email in emails]
     drain()
+    EnrollmentSync.objects.update(status_seen_at=timezone.now() - ago)
     return [es_of(c, seq) for c in contacts]
 
 
@@ -85,13 +88,21 @@ def test_reconciliation_reads_oldest_checked_first_and_skips_stopped_and_finishe
     sandbox.clear_requests()
 
     assert reconcile_site(site_id=first.site_id, limit=10) == 2
+    # Read a moment ago: nothing is read again yet.
+    assert reconcile_site(site_id=first.site_id, limit=10) == 0
+    now = timezone.now()
+    for es, minutes in ((first, 20), (second, 30)):
+        EnrollmentSync.objects.filter(pk=es.pk).update(
+            reconciled_at=now - timedelta(minutes=minutes),
+            status_seen_at=now - timedelta(minutes=minutes),
+        )
     assert reconcile_site(site_id=first.site_id, limit=1) == 1
 
     assert pipeline_reads(sandbox, site) == 3
     first.refresh_from_db()
     second.refresh_from_db()
-    # Read twice: the second tick took the one checked longest ago.
-    assert first.reconciled_at > second.reconciled_at
+    # The third tick took the one checked longest ago.
+    assert second.reconciled_at > first.reconciled_at
     # Unchanged pipelines leave nothing on the timeline.
     assert not PipelineObservation.objects.exists()
 
@@ -135,10 +146,27 @@ def test_the_bound_grows_with_the_contacts_watched(team_a, site, seq, sandbox):
     one = reconcile_bound(cats_site)
     many = reconcile_bound(cats_site, watched=120)
 
-    # 10% of 500 an hour: 50 reads an hour, one a minute at most; plus a minute's tick.
+    # 10% of 500 an hour: 50 reads an hour, one a minute at most; plus a minute's tick. One
+    # pipeline alone is read again no sooner than RECENT after we last knew it.
     assert (one.watched, one.per_window) == (1, 50)
-    assert one.within == timedelta(seconds=72 + 60)
+    assert one.within == timedelta(minutes=5, seconds=60)
     assert many.within == timedelta(seconds=120 * 72 + 60)
+
+
+@pytest.mark.django_db
+def test_a_pipeline_whose_status_we_just_set_is_not_read_again(team_a, site, seq, sandbox):
+    fresh, old = synced(team_a, site, seq, "a@example.com", "b@example.com", ago=timedelta(0))
+    EnrollmentSync.objects.filter(pk=old.pk).update(
+        status_seen_at=timezone.now() - timedelta(minutes=6)
+    )
+    sandbox.clear_requests()
+
+    assert reconcile_site(site_id=fresh.site_id, limit=10) == 1
+
+    fresh.refresh_from_db()
+    old.refresh_from_db()
+    assert (fresh.reconciled_at, old.reconciled_at is not None) == (None, True)
+    assert pipeline_reads(sandbox, site) == 1
 
 
 @pytest.mark.django_db
