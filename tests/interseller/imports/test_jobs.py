@@ -14,6 +14,7 @@ from tests.support.admin import message_texts
 from tests.support.spreadsheets import (
     CHANGELIST_URL,
     confirm,
+    csv_bytes,
     fixture_bytes,
     import_file,
     team_emails,
@@ -373,3 +374,31 @@ def test_import_jobs_are_scoped_like_contacts(team_a, team_b, login, client, bac
     # Read-only: no add, change or delete for anyone but a superuser.
     assert login(team_a.owner).post(job_url(job), {"state": "done"}).status_code == 403
     assert client.get(reverse("admin:interseller_importjob_add")).status_code == 403
+
+
+def test_a_job_handed_over_mid_file_reads_the_rest_from_its_parts_in_a_new_run(
+    team_a, login, sequence_a, background, monkeypatch
+):
+    """The file is kept in the database in parts: each run (any worker) reads it again from
+    them and carries on after the last row written; the parts go once the job is done."""
+    from interseller.imports import storage
+
+    monkeypatch.setattr(storage, "PART_BYTES", 10)  # characters and rows split across parts
+    monkeypatch.setattr(import_jobs, "JOB_CHUNK_ROWS", 2)
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: None)
+    rows = [["Email", "First name", "Notes"]]
+    rows += [[f"p{i}@x.example", f"Zoë {i}", "two\nlines"] for i in range(7)]
+    data = csv_bytes(rows)
+    job = queue_job(login(team_a.owner), team_a.team, data, sequence=sequence_a)
+    assert job.parts.count() == -(-len(data) // 10) and stored_file(job) == data
+
+    assert imports.import_job_run(job_id=job.pk, max_seconds=0).state == "queued"
+    job.refresh_from_db()
+    assert (job.processed_rows, job.next_row) == (2, 3)
+    assert tasks.import_job_run(job.pk) == "done"
+    job.refresh_from_db()
+    assert (job.processed_rows, job.created, job.added_to_sequence) == (7, 7, 7)
+    assert sorted(Contact.objects.values_list("email", "first_name")) == [
+        (f"p{i}@x.example", f"Zoë {i}") for i in range(7)
+    ]
+    assert not job.parts.exists()
