@@ -61,5 +61,11 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(data_to_parts, parts_to_data),
+        # A default first, so that migrating back can add the column to existing jobs.
+        migrations.AlterField(
+            model_name="importjob",
+            name="data",
+            field=models.BinaryField(default=b"", editable=False),
+        ),
         migrations.RemoveField(model_name="importjob", name="data"),
     ]
