@@ -289,8 +289,8 @@ class ImportJob(models.Model):
     """A confirmed contact import too big to run inside the request, run by workers in
     chunks (interseller/imports/jobs.py), resumable after a worker's death.
 
-    The uploaded file is kept in the row (files are at most a few MB) so any worker on any
-    machine can read it; it is emptied once the job has run.
+    The uploaded file is kept in the database, in ImportJobPart rows, so any worker on any
+    machine can read it, a part at a time; the parts are deleted once the job has run.
     """
 
     class State(models.TextChoices):
@@ -316,7 +316,6 @@ class ImportJob(models.Model):
     # What the file was read as ("CSV, semicolon-separated, Windows-1252"); the kind of file
     # and its encoding are detected again from the bytes when the job runs.
     file_description = models.CharField(max_length=100, blank=True)
-    data = models.BinaryField(editable=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
@@ -357,6 +356,27 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.get_state_display().lower()})"
+
+
+class ImportJobPart(models.Model):
+    """One piece of an import job's file, in order (interseller/imports/storage.py).
+
+    A worker reads the file a part at a time, so its memory holds a part, not the file,
+    however many rows the file has; a file of tens of MB is never one value to fetch.
+    """
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="parts")
+    index = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            # Also the index of the worker's "part N of this job".
+            models.UniqueConstraint(fields=["job", "index"], name="importjobpart_job_index_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"part {self.index} of import {self.job_id}"
 
 
 class TeamWebhookDelivery(models.Model):

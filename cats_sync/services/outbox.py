@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from interseller.models import EmailEvent, Enrollment, Sequence
@@ -228,9 +228,9 @@ def on_contacts_added(*, enrollments: list[Enrollment], sequence: Sequence) -> N
     enabled, job_id, account = _sequence_settings(sequence)
     if job_id is None and account is not None:
         job_id = account.default_job_id
-    EnrollmentSync.objects.bulk_create(
-        EnrollmentSync(enrollment=e, account=account, sync_enabled=enabled, job_id=job_id)
-        for e in enrollments
+    ids = [e.pk for e in enrollments]
+    _insert_per_enrollment(
+        EnrollmentSync, ids, account=account, sync_enabled=enabled, job_id=job_id
     )
     if account is None:
         return
@@ -243,22 +243,56 @@ def on_contacts_added(*, enrollments: list[Enrollment], sequence: Sequence) -> N
     state = SyncTask.State.PENDING
     if account.status != CatsAccount.Status.CONNECTED:
         state = SyncTask.State.PAUSED
-    now = timezone.now()
     # New enrollments have no task yet: nothing to find first, nothing to conflict with.
-    SyncTask.objects.bulk_create(
-        SyncTask(
-            kind=kind,
-            enrollment=e,
-            account=account,
-            priority=SyncTask.Priority.BULK,
-            state=state,
-            not_before=now,
-        )
-        for e in enrollments
+    _insert_per_enrollment(
+        SyncTask,
+        ids,
+        kind=kind,
+        account=account,
+        priority=SyncTask.Priority.BULK,
+        state=state,
+        not_before=timezone.now(),
     )
     if state == SyncTask.State.PENDING and account.site_id:
         site_id = account.site_id
         transaction.on_commit(lambda: queue.enqueue_sites([site_id]), robust=True)
+
+
+# Enrollments per INSERT ... SELECT: with a row's other values, under SQLite's 999 parameters.
+_INSERT_IDS = 500
+
+
+def _insert_per_enrollment(model, enrollment_ids: list[int], **values) -> None:
+    """One row of `model` per enrollment, each saved as `model(enrollment=..., **values)`
+    would be, written by INSERT ... SELECT: the same row for thousands of enrollments (an
+    import) costs the database's work, not a model instance and its values in Python each.
+
+    Like bulk_create, it sends no signal. Rows go in in the order the enrollments were created.
+    """
+    template = model(**values)
+    fields = [
+        f for f in model._meta.concrete_fields if not f.primary_key and f.name != "enrollment"
+    ]
+    # The values as Django would save them (defaults, auto_now); typed on PostgreSQL, where a
+    # bare NULL in a SELECT list would be text.
+    params = [f.get_db_prep_save(f.pre_save(template, add=True), connection) for f in fields]
+    typed = connection.vendor == "postgresql"
+    selected = ", ".join(
+        f"CAST(%s AS {f.cast_db_type(connection)})" if typed else "%s" for f in fields
+    )
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in [*fields, model._meta.get_field("enrollment")])
+    enrollment_table, enrollment_pk = Enrollment._meta.db_table, Enrollment._meta.pk.column
+    with connection.cursor() as cursor:
+        for start in range(0, len(enrollment_ids), _INSERT_IDS):
+            ids = enrollment_ids[start : start + _INSERT_IDS]
+            cursor.execute(
+                f"INSERT INTO {qn(model._meta.db_table)} ({columns}) "
+                f"SELECT {selected}, e.{qn(enrollment_pk)} FROM {qn(enrollment_table)} e "
+                f"WHERE e.{qn(enrollment_pk)} IN ({', '.join(['%s'] * len(ids))}) "
+                f"ORDER BY e.{qn(enrollment_pk)}",
+                [*params, *ids],
+            )
 
 
 def on_email_event(*, event: EmailEvent, enrollment: Enrollment, first_reply: bool) -> None:

@@ -298,10 +298,6 @@ class ImportJobAdmin(ReadOnlyAdmin, TeamScopedAdmin):
     change_form_template = "admin/interseller/importjob/change_form.html"
     refresh_seconds = 3
 
-    def get_queryset(self, request):
-        # The uploaded file can be megabytes: never load it to list or show jobs.
-        return super().get_queryset(request).defer("data")
-
     @admin.display(description="progress")
     def progress(self, obj):
         return f"{imports.import_job_progress(obj)} of {obj.total_rows} rows"

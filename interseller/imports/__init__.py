@@ -6,6 +6,7 @@
 - plan: the dry run, every row checked without a write;
 - execute: the confirmed import, through the same services as a contact added by hand;
 - jobs: imports too big for a request, run by a worker in resumable chunks with progress;
+- storage: a job's file, kept in the database in parts and read back as a stream;
 - messages: what the person is told.
 
 The admin pages are in `admin/spreadsheets.py`, the export in `resources.py`.

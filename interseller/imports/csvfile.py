@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 from .messages import (
     MSG_NOT_SPREADSHEET,
@@ -18,33 +21,47 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DELIMITER_NAMES = {",": "comma-separated", ";": "semicolon-separated", "\t": "tab-separated"}
 
 
-def _decode(data: bytes) -> tuple[str, str]:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+# Bytes decoded at a time while the encoding is checked.
+_BLOCK = 1024 * 1024
+# Characters at the start of the text that decide the delimiter and whether it is text at all.
+_SAMPLE = 65536
+
+
+def _encoding(file: BinaryIO) -> tuple[str, str]:
+    """The codec the whole file decodes with, and its name for people.
+
+    The whole file, not a prefix: a file that is UTF-8 up to its last row but one and then
+    has a Windows-1252 "é" is Windows-1252 throughout (so every "é" reads right). Decoded a
+    block at a time and thrown away: the rows are decoded again as they are read.
+    """
+    if file.read(2) in (b"\xff\xfe", b"\xfe\xff"):
         # Excel's "Unicode Text" export.
+        candidates = [("utf-16", "UTF-16")]
+    else:
+        # A NUL or two is a bad cell (a row error if its column is imported); UTF-16 without
+        # its mark, or a binary file, is mostly control characters and refused by csv_read.
+        candidates = [("utf-8-sig", "UTF-8"), ("cp1252", "Windows-1252")]
+    for codec, name in candidates:
+        file.seek(0)
+        decoder = codecs.getincrementaldecoder(codec)()
         try:
-            return data.decode("utf-16"), "UTF-16"
+            while block := file.read(_BLOCK):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise ImportRefused(MSG_NOT_SPREADSHEET) from None
-    # A NUL or two is a bad cell (a row error if its column is imported); UTF-16 without its
-    # mark, or a binary file, is mostly control characters and refused by csv_read.
-    try:
-        return data.decode("utf-8-sig"), "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "Windows-1252"
-    except UnicodeDecodeError:
-        raise ImportRefused(MSG_NOT_SPREADSHEET) from None
+            continue
+        return codec, name
+    raise ImportRefused(MSG_NOT_SPREADSHEET)
 
 
-def _sniff_delimiter(text: str) -> str:
-    """The delimiter that splits the first rows into the most equal rows of 2+ columns.
+def _sniff_delimiter(sample: str, *, more: bool) -> str:
+    """The delimiter that splits the first rows into the most equal rows of 2+ columns, from
+    the text's first _SAMPLE characters (`more`: the text goes on after them).
 
     Not csv.Sniffer: its regular expressions take most of a minute over some 64 KiB samples
     (`,"` repeated); this reads at most the first 20 rows of the sample, three times.
     """
-    sample = text[:65536]
-    if len(text) > len(sample) and "\n" in sample:
+    if more and "\n" in sample:
         sample = sample[: sample.rindex("\n")]
     best, best_score = ",", (0, 0)
     for delimiter in ",;\t":
@@ -65,36 +82,39 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
-_LINE_END = re.compile(r"\r\n?|\n")
-
-
-def csv_read(data: bytes, max_rows: int, chunk_rows: int = 0) -> Sheet | Iterator[Sheet]:
-    """The file as a Sheet, or with `chunk_rows` as Sheets of that many rows read as needed."""
-    text, encoding = _decode(data)
+def csv_read(
+    file: BinaryIO, size: int, max_rows: int, chunk_rows: int = 0
+) -> Sheet | Iterator[Sheet]:
+    """The file (`size` bytes) as a Sheet, or with `chunk_rows` as Sheets of that many rows,
+    read as needed: the text is decoded and split into records as it streams, never whole."""
+    codec, encoding = _encoding(file)
+    file.seek(0)
+    # newline="": line breaks reach csv as they are, as it needs them (and quoted ones stay).
+    lines = iter(io.TextIOWrapper(file, encoding=codec, newline=""))
+    head: list[str] = []
+    length = 0
+    for line in lines:
+        head.append(line)
+        length += len(line)
+        if length > _SAMPLE:
+            break
+    sample = "".join(head)[:_SAMPLE]
     # Text that is mostly control characters is a binary file that happened to decode (or
     # UTF-16 without its mark: every other character a NUL). A few are bad cells: row errors
     # if their column is imported.
-    sample = text[:65536]
     if len(_CONTROL_CHARS.findall(sample)) > max(2, len(sample) // 20):
         raise ImportRefused(MSG_NOT_SPREADSHEET)
-    # csv refuses a cell over 128 KiB, a process-wide limit. The text is in memory and within
-    # IMPORT_MAX_BYTES already, so let a cell be as long as the text: a long note in a column
+    # csv refuses a cell over 128 KiB, a process-wide limit. The file is within
+    # IMPORT_MAX_BYTES already, so let a cell be as long as the file: a long note in a column
     # nobody imports is no reason to refuse the file (a long cell in an imported column is a
     # row error). Only ever raised, so two reads at once never lower it under each other.
-    if csv.field_size_limit() < len(text):
-        csv.field_size_limit(len(text))
-    delimiter = _sniff_delimiter(text)
-    # Empty rows after the last one (Excel's CSV export writes them for formatted cells) are
-    # not empty rows between contacts: drop them, up to the last row's line break.
-    # (Counted from the end: rstrip() would copy the whole text.)
-    blank = " \t\r\n" + delimiter
-    last = len(text)
-    while last and text[last - 1] in blank:
-        last -= 1
-    end = _LINE_END.search(text, last)
-    if end:
-        text = text[: end.end()]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if csv.field_size_limit() < size:
+        csv.field_size_limit(size)
+    delimiter = _sniff_delimiter(sample, more=length > _SAMPLE)
+    reader = csv.reader(
+        _without_trailing_blank_lines(itertools.chain(head, lines), " \t\r\n" + delimiter),
+        delimiter=delimiter,
+    )
 
     def rows():
         try:
@@ -108,3 +128,21 @@ def csv_read(data: bytes, max_rows: int, chunk_rows: int = 0) -> Sheet | Iterato
     if chunk_rows:
         return sheet_chunks(rows(), max_rows, description, [], chunk_rows)
     return build_sheet(rows(), max_rows, description)
+
+
+def _without_trailing_blank_lines(lines: Iterable[str], blank: str) -> Iterator[str]:
+    """The lines up to the last one with something in it: empty rows after the last one
+    (Excel's CSV export writes them for formatted cells) are not empty rows between contacts.
+
+    A run of blank lines is held until a line with something follows it (it may be inside a
+    quoted cell); at the end of the file it is dropped.
+    """
+    held: list[str] = []
+    for line in lines:
+        if not line.strip(blank):
+            held.append(line)
+            continue
+        if held:
+            yield from held
+            held.clear()
+        yield line

@@ -9,7 +9,8 @@ was writing, the next run starts after the last committed chunk, and no row is w
 A run hands over to a fresh task well before the worker's timeout; a run whose heartbeat
 stopped is resumed by the sweeper (`import_jobs_sweep`, every minute), and a job that stalls
 JOB_MAX_RECOVERIES times is failed saying what was imported, so none stays "running" forever.
-A CSV is read a chunk at a time; a workbook is read whole, then split.
+The file is kept in parts (storage.py) and read as a stream, a chunk of rows at a time, so
+a worker's memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from .messages import (
 from .plan import RowError, import_plan
 from .reading import sheet_read_chunks
 from .sheet import Sheet
+from .storage import import_job_file_delete, import_job_file_open, import_job_file_store
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +75,9 @@ def import_job_create(
         sequence_title=sequence.title if sequence else "",
         file_name=file_name[:255],
         file_description=sheet.description[:100],
-        data=data,
         total_rows=len(sheet.rows),
     )
+    import_job_file_store(job=job, data=data)
     transaction.on_commit(lambda: _job_enqueue(job.pk))
     return job
 
@@ -125,19 +127,19 @@ def _job_fail(job: ImportJob, error: str, *, token: str | None = None) -> None:
     jobs = ImportJob.objects.filter(pk=job.pk)
     if token is not None:
         jobs = jobs.filter(claim_token=token)
-    jobs.update(
+    if jobs.update(
         state=ImportJob.State.FAILED,
         error=text,
         finished_at=timezone.now(),
-        data=b"",
         claim_token="",
-    )
+    ):
+        import_job_file_delete(job_id=job.pk)
     job.state, job.error = ImportJob.State.FAILED, text
 
 
-def _chunks(data: bytes, *, after_row: int = 0):
+def _chunks(job: ImportJob, *, after_row: int = 0):
     """The file's rows after `after_row`, JOB_CHUNK_ROWS at a time, read as they are needed."""
-    for part in sheet_read_chunks(data, size=JOB_CHUNK_ROWS):
+    for part in sheet_read_chunks(import_job_file_open(job_id=job.pk), size=JOB_CHUNK_ROWS):
         if part.rows[-1][0] <= after_row:
             continue
         if part.rows[0][0] <= after_row:
@@ -154,7 +156,7 @@ def _beat(job_id: int, token: str, **values) -> bool:
     )
 
 
-def _check(job: ImportJob, data: bytes, token: str, only_own) -> tuple[list[RowError], int] | None:
+def _check(job: ImportJob, token: str, only_own) -> tuple[list[RowError], int] | None:
     """What the team's contacts decide, checked again for every row before any is written
     (a member's row may have become a teammate's contact since the dry run): the first
     JOB_ERRORS_KEPT errors and how many there are, or None when another run took the job
@@ -162,7 +164,7 @@ def _check(job: ImportJob, data: bytes, token: str, only_own) -> tuple[list[RowE
     run on these same bytes; each chunk is checked again as it is written."""
     errors: list[RowError] = []
     total = 0
-    for part in _chunks(data):
+    for part in _chunks(job):
         plan = import_plan(sheet=part, team=job.team, sequence=job.sequence, only_own=only_own)
         total += len(plan.errors)
         errors.extend(plan.errors[: max(0, JOB_ERRORS_KEPT - len(errors))])
@@ -217,15 +219,11 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJo
         return job
     only_own = import_only_own(owner=job.owner, user=job.created_by)
     try:
-        # The bytes the database driver read, not a copy of them (a file can be 30 MB).
-        raw, job.data = job.data, b""
-        whole = isinstance(raw, memoryview) and type(raw.obj) is bytes
-        data = raw.obj if whole and len(raw.obj) == raw.nbytes else bytes(raw)
         if not job.checked and only_own is not None:
             # A member's rows may have become teammates' contacts since the dry run: checked
             # whole before any is written. Owners and managers may update any contact of the
             # team, so nothing can have made their rows invalid since.
-            checked = _check(job, data, token, only_own)
+            checked = _check(job, token, only_own)
             if checked is None:
                 return job
             errors, total = checked
@@ -234,7 +232,7 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJo
                 return job
             if not _beat(job.pk, token, checked=True):
                 return job
-        for written, part in enumerate(_chunks(data, after_row=job.next_row)):
+        for written, part in enumerate(_chunks(job, after_row=job.next_row)):
             # At least one chunk a run, so that every run gets further.
             if written and time.monotonic() - started > max_seconds:
                 return _hand_over(job, token)
@@ -247,10 +245,10 @@ def import_job_run(*, job_id: int, max_seconds: float | None = None) -> ImportJo
         done = ImportJob.objects.filter(pk=job.pk, claim_token=token).update(
             state=ImportJob.State.DONE,
             finished_at=timezone.now(),
-            data=b"",
             claim_token="",
         )
         if done:
+            import_job_file_delete(job_id=job.pk)
             job.refresh_from_db()
     except ImportRefused as e:
         _job_fail(job, str(e), token=token)
@@ -318,9 +316,7 @@ def import_jobs_sweep() -> dict[str, int]:
     now = timezone.now()
     stale = now - timedelta(seconds=import_job_lease())
     resumed = failed = 0
-    for job in ImportJob.objects.defer("data").filter(
-        state=ImportJob.State.RUNNING, heartbeat_at__lt=stale
-    ):
+    for job in ImportJob.objects.filter(state=ImportJob.State.RUNNING, heartbeat_at__lt=stale):
         if job.recoveries >= JOB_MAX_RECOVERIES:
             _job_fail(job, MSG_JOB_STALLED.format(times=job.recoveries + 1), token=job.claim_token)
             failed += 1

@@ -7,12 +7,12 @@ so a workbook that lies about its size, or holds one huge cell, is refused cheap
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 from xml.parsers import expat
 
 from django.template.defaultfilters import filesizeformat
@@ -37,7 +37,7 @@ from .messages import (
     MSG_UNZIPPED_TOO_LARGE,
     ImportRefused,
 )
-from .sheet import CellProblem, Sheet, build_sheet, column_letters
+from .sheet import CellProblem, Sheet, build_sheet, column_letters, sheet_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -243,18 +243,21 @@ def _xlsx_scan(archive: zipfile.ZipFile) -> dict[str, _SheetScan]:
     return scans
 
 
-def xlsx_read(data: bytes, max_rows: int) -> Sheet:
+def xlsx_read(file: BinaryIO, max_rows: int, chunk_rows: int = 0) -> Sheet | Iterator[Sheet]:
+    """The workbook's first sheet as a Sheet, or with `chunk_rows` as Sheets of that many
+    rows, streamed from the file as they are asked for (openpyxl's read-only mode)."""
     from openpyxl.reader.excel import ExcelReader
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(file) as archive:
             _zip_check(archive)
             scans = _xlsx_scan(archive)
+        file.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about styles it can't read
             # data_only: a formula cell reads as the value saved with it (the scan found those
             # that have none).
-            reader = ExcelReader(io.BytesIO(data), read_only=True, data_only=True)
+            reader = ExcelReader(file, read_only=True, data_only=True)
             reader.read()
     except ImportRefused:
         raise
@@ -282,21 +285,37 @@ def xlsx_read(data: bytes, max_rows: int) -> Sheet:
             raise ImportRefused(MSG_TOO_MANY_BLANK_ROWS.format(limit=import_max_blank_rows()))
         if not scan.last_row:
             raise ImportRefused(MSG_EMPTY)
-        problems = [
-            CellProblem(
-                row,
-                column - 1,
-                MSG_ROW_FORMULA.format(row=row, cell=f"{column_letters(column)}{row}"),
-            )
-            for row, column in scan.unsaved_formulas
-        ]
+    except ImportRefused:
+        book.close()
+        raise
+    except Exception as e:  # a broken sheet inside a valid zip
+        book.close()
+        logger.info("Unreadable worksheet: %r", e)
+        raise ImportRefused(MSG_NOT_SPREADSHEET) from None
+    problems = [
+        CellProblem(
+            row,
+            column - 1,
+            MSG_ROW_FORMULA.format(row=row, cell=f"{column_letters(column)}{row}"),
+        )
+        for row, column in scan.unsaved_formulas
+    ]
+    rows = _sheet_rows(book, sheet, scan)
+    if chunk_rows:
+        return sheet_chunks(rows, max_rows, "Excel workbook", problems, chunk_rows)
+    return build_sheet(rows, max_rows, "Excel workbook", problems)
+
+
+def _sheet_rows(book, sheet, scan: _SheetScan) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """The sheet's rows, numbered, as openpyxl streams them; the workbook closed after."""
+    try:
         # Not the size the sheet declares (it may claim a million rows of 16,384 columns):
         # what the scan found, so the rows read are the rows that hold something.
         sheet.reset_dimensions()
-        rows = sheet.iter_rows(max_row=scan.last_row, max_col=scan.last_column, values_only=True)
-        return build_sheet(enumerate(rows, start=1), max_rows, "Excel workbook", problems)
-    except ImportRefused:
-        raise
+        yield from enumerate(
+            sheet.iter_rows(max_row=scan.last_row, max_col=scan.last_column, values_only=True),
+            start=1,
+        )
     except Exception as e:  # a broken sheet inside a valid zip
         logger.info("Unreadable worksheet: %r", e)
         raise ImportRefused(MSG_NOT_SPREADSHEET) from None

@@ -124,7 +124,7 @@ def rows(people, team_a, team_b, cats_sandbox, settings):
         EnrollmentSync.objects.update_or_create(
             enrollment=enrollment, defaults={"error_code": EnrollmentSync.Error.REJECTED}
         )
-        ImportJob.objects.create(team=graph.team, owner=graph.member, file_name="c.csv", data=b"")
+        ImportJob.objects.create(team=graph.team, owner=graph.member, file_name="c.csv")
         services.api_token_create(team=graph.team, name="engine")
     CatsJob.objects.create(site=account.site, cats_id=1, title="Job")
 

@@ -14,6 +14,7 @@ from tests.support.admin import message_texts
 from tests.support.spreadsheets import (
     CHANGELIST_URL,
     confirm,
+    csv_bytes,
     fixture_bytes,
     import_file,
     team_emails,
@@ -80,6 +81,10 @@ def job_url(job) -> str:
     return reverse("admin:interseller_importjob_change", args=[job.pk])
 
 
+def stored_file(job) -> bytes:
+    return b"".join(bytes(d) for d in job.parts.order_by("index").values_list("data", flat=True))
+
+
 @pytest.fixture
 def background(settings):
     settings.IMPORT_BACKGROUND_ROWS = 2
@@ -105,7 +110,7 @@ def test_a_big_file_is_queued_on_confirm_and_imported_by_the_worker_once(
         team_a.member,
         sequence_a,
     )
-    assert bytes(job.data) == data and job.created_by == team_a.member.user
+    assert stored_file(job) == data and job.created_by == team_a.member.user
     # Enqueued once the job row is committed.
     queued = []
     monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: queued.append(a))
@@ -130,7 +135,7 @@ def test_a_big_file_is_queued_on_confirm_and_imported_by_the_worker_once(
         0,
     )
     assert (job.added_to_sequence, job.already_in_sequence) == (3, 0)
-    assert bytes(job.data) == b"" and job.started_at and job.finished_at
+    assert not job.parts.exists() and job.started_at and job.finished_at
     assert team_emails(team_a.team) == {
         "ada@analytical.example",
         "grace.hopper@navy.example",
@@ -181,7 +186,7 @@ def test_a_file_that_became_invalid_fails_the_job_and_imports_nothing(team_a, lo
         "Nothing was imported: row 7: grace@x.example belongs to a contact of another "
         "teammate; ask them or a manager to update it"
     )
-    assert job.processed_rows == 0 and bytes(job.data) == b""
+    assert job.processed_rows == 0 and not job.parts.exists()
     assert list(Contact.objects.values_list("email", flat=True)) == ["grace@x.example"]
     html = client.get(job_url(job)).content.decode()
     assert "belongs to a contact of another teammate" in html
@@ -292,7 +297,7 @@ def test_a_job_that_keeps_stalling_is_failed_saying_what_was_imported(
     )
     assert tasks.import_jobs_sweep() == {"resumed": 0, "failed": 1, "requeued": 0}
     job.refresh_from_db()
-    assert job.state == ImportJob.State.FAILED and bytes(job.data) == b""
+    assert job.state == ImportJob.State.FAILED and not job.parts.exists()
     assert job.error.startswith(
         "The import stopped: Its worker stopped 4 times without finishing (it may have run out "
         "of memory or time). Rows 1 to 2 of the file were imported (1 of 3 rows)"
@@ -369,3 +374,31 @@ def test_import_jobs_are_scoped_like_contacts(team_a, team_b, login, client, bac
     # Read-only: no add, change or delete for anyone but a superuser.
     assert login(team_a.owner).post(job_url(job), {"state": "done"}).status_code == 403
     assert client.get(reverse("admin:interseller_importjob_add")).status_code == 403
+
+
+def test_a_job_handed_over_mid_file_reads_the_rest_from_its_parts_in_a_new_run(
+    team_a, login, sequence_a, background, monkeypatch
+):
+    """The file is kept in the database in parts: each run (any worker) reads it again from
+    them and carries on after the last row written; the parts go once the job is done."""
+    from interseller.imports import storage
+
+    monkeypatch.setattr(storage, "PART_BYTES", 10)  # characters and rows split across parts
+    monkeypatch.setattr(import_jobs, "JOB_CHUNK_ROWS", 2)
+    monkeypatch.setattr("django_q.tasks.async_task", lambda *a, **k: None)
+    rows = [["Email", "First name", "Notes"]]
+    rows += [[f"p{i}@x.example", f"Zoë {i}", "two\nlines"] for i in range(7)]
+    data = csv_bytes(rows)
+    job = queue_job(login(team_a.owner), team_a.team, data, sequence=sequence_a)
+    assert job.parts.count() == -(-len(data) // 10) and stored_file(job) == data
+
+    assert imports.import_job_run(job_id=job.pk, max_seconds=0).state == "queued"
+    job.refresh_from_db()
+    assert (job.processed_rows, job.next_row) == (2, 3)
+    assert tasks.import_job_run(job.pk) == "done"
+    job.refresh_from_db()
+    assert (job.processed_rows, job.created, job.added_to_sequence) == (7, 7, 7)
+    assert sorted(Contact.objects.values_list("email", "first_name")) == [
+        (f"p{i}@x.example", f"Zoë {i}") for i in range(7)
+    ]
+    assert not job.parts.exists()

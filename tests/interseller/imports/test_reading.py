@@ -382,3 +382,83 @@ def test_a_file_of_mostly_control_characters_is_still_not_a_spreadsheet():
     data = b"Email,Name\n" + bytes(range(1, 32)) * 50
     with pytest.raises(ImportRefused, match=re.escape(MSG_NOT_SPREADSHEET)):
         sheet_read(data)
+
+
+# --- read as a stream: what is decided from the whole file, and parts split anywhere -------------
+def _stored(team, data: bytes):
+    """The file as a worker reads it: from an import job's parts."""
+    from interseller.imports.storage import import_job_file_open, import_job_file_store
+    from interseller.models import ImportJob
+
+    job = ImportJob.objects.create(team=team, file_name="contacts.csv")
+    import_job_file_store(job=job, data=data)
+    return import_job_file_open(job_id=job.pk)
+
+
+def test_a_file_that_is_not_utf8_only_near_its_end_is_read_as_windows_1252_throughout():
+    # Over a megabyte of UTF-8 (past any sample and any block), then one Windows-1252 "é":
+    # the whole file is Windows-1252, as Excel wrote it, so the first "ë" is two characters.
+    rows = [["Email", "Name"], ["zoe@x.example", "Zoë"]]
+    rows += [[f"p{i}@x.example", f"Person {i}"] for i in range(40_000)]
+    data = csv_bytes(rows) + "renee@x.example,Renée\r\n".encode("cp1252")
+    assert len(data) > 1024 * 1024
+    parts = list(sheet_read_chunks(data, size=1000))
+    assert parts[0].description == "CSV, comma-separated, Windows-1252"
+    assert parts[0].rows[0] == (2, ["zoe@x.example", "ZoÃ«"])
+    assert parts[-1].rows[-1] == (40_003, ["renee@x.example", "Renée"])
+    assert sum(len(p.rows) for p in parts) == 40_002
+
+
+def test_a_file_that_is_neither_utf8_nor_windows_1252_is_refused_whatever_its_start():
+    data = b"Email,Name\r\n" + b"a@x.example,A\r\n" * 100_000 + b"b@x.example,\x81\r\n"
+    with pytest.raises(ImportRefused, match=re.escape(MSG_NOT_SPREADSHEET)):
+        next(sheet_read_chunks(data, size=10))
+
+
+TRICKY = (
+    "\ufeffEmail,Name,Notes\r\n"
+    'zoe@x.example,Zoë Ärger,"line one\r\nline two"\r\n'
+    'kenji@x.example,日本語 😀,"quoted, with a comma"\r\n'
+    'euro@x.example,€uro,"x\n\n\ny"\r\n'
+    ",,\r\n\r\n"
+)
+TRICKY_ROWS = [
+    (2, ["zoe@x.example", "Zoë Ärger", "line one\r\nline two"]),
+    (3, ["kenji@x.example", "日本語 😀", "quoted, with a comma"]),
+    (4, ["euro@x.example", "€uro", "x\n\n\ny"]),
+]
+
+
+@pytest.mark.parametrize("part_bytes", [1, 2, 3, 5, 7, 64])
+@pytest.mark.parametrize(
+    ("encoding", "data"),
+    [
+        ("UTF-8", TRICKY.encode("utf-8")),
+        ("UTF-16", TRICKY.lstrip("\ufeff").encode("utf-16")),
+    ],
+)
+def test_parts_of_any_size_read_the_same_rows(
+    team_a, monkeypatch, settings, part_bytes, encoding, data
+):
+    """Parts that split a character, a BOM, a "\\r\\n" or a quoted cell with line breaks in
+    it; blank lines inside quotes are kept, the blank rows after the last are dropped."""
+    from interseller.imports import storage
+
+    settings.IMPORT_MAX_BLANK_ROWS = 0
+    monkeypatch.setattr(storage, "PART_BYTES", part_bytes)
+    file = _stored(team_a.team, data)
+    parts = list(sheet_read_chunks(file, size=2))
+    assert [r for p in parts for r in p.rows] == TRICKY_ROWS
+    assert parts[0].headers == ["Email", "Name", "Notes"]
+    assert parts[0].description == f"CSV, comma-separated, {encoding}"
+
+
+def test_a_workbook_is_read_from_its_parts_a_chunk_at_a_time(team_a, monkeypatch):
+    from interseller.imports import storage
+
+    monkeypatch.setattr(storage, "PART_BYTES", 1000)
+    data = xlsx_bytes([["Email", "Name"]] + [[f"p{i}@x.example", f"P {i}"] for i in range(25)])
+    parts = list(sheet_read_chunks(_stored(team_a.team, data), size=10))
+    assert [len(p.rows) for p in parts] == [10, 10, 5]
+    assert [r for p in parts for r in p.rows] == sheet_read(data).rows
+    assert parts[2].rows[-1] == (26, ["p24@x.example", "P 24"])
