@@ -78,14 +78,14 @@ def push(team_a, enrollments, *, remove_old: bool) -> ResyncRun:
     )
 
 
-def test_push_on_200_contacts_costs_exactly_the_requests_its_preview_said(
+def test_push_on_40_contacts_costs_exactly_the_requests_its_preview_said(
     team_a, roomy, cats_sandbox
 ):
     site = roomy
     moved_seq = SequenceFactory(team=team_a.team, owner=team_a.member, title="Backend")
     kept_seq = SequenceFactory(team=team_a.team, owner=team_a.member, title="Platform")
-    account, moved = synced_world(team_a, site, moved_seq, n=150, messaged=60)
-    _, kept = synced_world(team_a, site, kept_seq, n=50, messaged=20)
+    account, moved = synced_world(team_a, site, moved_seq, n=30, messaged=12)
+    _, kept = synced_world(team_a, site, kept_seq, n=10, messaged=4)
     never = SequenceFactory(team=team_a.team, owner=team_a.member, title="Private")
     sequence_sync(never, enabled=False)
     add(never, "never@example.com")
@@ -100,35 +100,35 @@ def test_push_on_200_contacts_costs_exactly_the_requests_its_preview_said(
     log = Requests(cats_sandbox, site)
     plan = cats.push_plan(enrollments=selection, remove_old=True)
     assert log.count() == 0  # the preview asks CATS nothing
-    assert plan.change_count == 150 + 20
-    assert (plan.move_job, plan.update_fields) == (150, 60 + 20)
-    assert plan.unchanged == 30
+    assert plan.change_count == 30 + 4
+    assert (plan.move_job, plan.update_fields) == (30, 12 + 4)
+    assert plan.unchanged == 6
     assert plan.blocked == {msg.BLOCK_PUSH_NOT_SYNCED: 1}
-    # 150 new pipelines, 60 statuses carried, 150 old pipelines removed, one PUT per contact
+    # 30 new pipelines, 12 statuses carried, 30 old pipelines removed, one PUT per contact
     # with new values (two values each, in one PUT of the candidate).
-    assert plan.requests == 150 + 60 + 150 + 80
+    assert plan.requests == 30 + 12 + 30 + 16
     run = push(team_a, selection, remove_old=True)
-    assert (run.total, run.skipped, run.blocked, run.requests_planned) == (170, 30, 1, 440)
+    assert (run.total, run.skipped, run.blocked, run.requests_planned) == (34, 6, 1, 88)
     assert set(SyncTask.objects.filter(run=run).values_list("priority", flat=True)) == {
         SyncTask.Priority.BULK
     }
     drain()
     assert log.count() == plan.requests
     routes = log.routes()
-    assert routes.count("POST /pipelines") == 150
-    assert routes.count("DELETE /pipelines/{id}") == 150
-    assert routes.count("POST /pipelines/{id}/status") == 60
-    assert routes.count("PUT /candidates/{id}") == 80
+    assert routes.count("POST /pipelines") == 30
+    assert routes.count("DELETE /pipelines/{id}") == 30
+    assert routes.count("POST /pipelines/{id}/status") == 12
+    assert routes.count("PUT /candidates/{id}") == 16
     run.refresh_from_db()
     assert run.state == ResyncRun.State.DONE
     progress = cats.resync_progress(run=run)
-    assert (progress.pushed, progress.unchanged, progress.failed) == (170, 30, 0)
+    assert (progress.pushed, progress.unchanged, progress.failed) == (34, 6, 0)
     snap = cats_sandbox.snapshot(site.id)
     for i, contact in enumerate(moved):
         [cand] = candidates(snap, contact.email)
         [pipe] = pipelines(snap, cand["id"])
         assert pipe["job_id"] == site.jobs[DESIGNER]
-        if i < 60:
+        if i < 12:
             assert pipe["status_title"] == "Messaged"
             assert cand["custom_fields_by_name"]["First messaged at"] == "2026-11-02"
     for contact in kept:
@@ -137,7 +137,7 @@ def test_push_on_200_contacts_costs_exactly_the_requests_its_preview_said(
     # Idempotent: a second push finds nothing left to change and sends nothing.
     log.restart()
     again = cats.push_plan(enrollments=selection, remove_old=True)
-    assert (again.change_count, again.unchanged, again.requests) == (0, 200, 0)
+    assert (again.change_count, again.unchanged, again.requests) == (0, 40, 0)
     push(team_a, selection, remove_old=True)
     drain()
     assert log.count() == 0
