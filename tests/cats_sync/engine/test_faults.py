@@ -197,7 +197,7 @@ def test_a_run_with_one_request_in_three_failing_completes(
     team_a, site, seq, cats_sandbox, failure
 ):
     """503: nothing happened. 500: a create may have happened, so no duplicate may follow."""
-    for i in range(60):
+    for i in range(30):
         add(seq, f"flaky{i}@example.com")
     connect(team_a.member, site, deduplication=False, default_job_id=site.jobs["Product Designer"])
     run = resync_sequence(seq, "flaky")
@@ -216,9 +216,9 @@ def test_a_run_with_one_request_in_three_failing_completes(
         drain()
     run.refresh_from_db()
     progress = cats.resync_progress(run=run)
-    assert run.state == "done" and progress.done == 60 and progress.failed == 0
+    assert run.state == "done" and progress.done == 30 and progress.failed == 0
     snap = cats_sandbox.snapshot(site.id)
-    assert len(snap["candidates"]) == 60 and len(snap["pipelines"]) == 60
+    assert len(snap["candidates"]) == 30 and len(snap["pipelines"]) == 30
 
 
 # --- unexpected errors ----------------------------------------------------------------------------
