@@ -25,7 +25,9 @@ from .runner import tasks_execute
 RUNNER_SECONDS = 120
 # Sync tasks looked up in one search.
 MAX_BATCH = 25
-# Live adds are collected for at most this long, or until none arrived for COLLECT_QUIET.
+# Live adds are collected for at most this long, or until none arrived for COLLECT_QUIET: a
+# steady stream (an outreach engine adding one contact every 0.2 s) shares a search between
+# ~15 adds; a person's single add waits COLLECT_QUIET.
 COLLECT_MAX_SECONDS = 3.0
 COLLECT_QUIET_SECONDS = 1.0
 COLLECT_POLL_SECONDS = 0.2
@@ -72,18 +74,22 @@ def _next_batch(site_id: int, deadline: float) -> list[int]:
         return []
     if first["kind"] not in LOOKUP_KINDS:
         return [first["id"]]
-    same = _due(site_id).filter(kind__in=LOOKUP_KINDS, priority=first["priority"])
+
+    def same():
+        # Built anew each time: `_due` is "due by now", and adds keep arriving.
+        return _due(site_id).filter(kind__in=LOOKUP_KINDS, priority=first["priority"])
+
     if first["priority"] == SyncTask.Priority.LIVE:
         _collect(same, deadline)
-    return list(same.order_by("not_before", "id").values_list("id", flat=True)[:MAX_BATCH])
+    return list(same().order_by("not_before", "id").values_list("id", flat=True)[:MAX_BATCH])
 
 
 def _collect(due_live, deadline: float) -> None:
     """Wait a moment while live adds keep arriving, so that they share one search."""
     started = time.monotonic()
     while time.monotonic() - started < COLLECT_MAX_SECONDS and time.monotonic() < deadline:
-        newest = due_live.aggregate(newest=Max("created_at"))["newest"]
-        if newest is None or due_live.count() >= MAX_BATCH:
+        newest = due_live().aggregate(newest=Max("created_at"))["newest"]
+        if newest is None or due_live().count() >= MAX_BATCH:
             return
         quiet = (timezone.now() - newest).total_seconds()
         if quiet >= COLLECT_QUIET_SECONDS:

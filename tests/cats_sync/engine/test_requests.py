@@ -197,6 +197,26 @@ def test_live_adds_arriving_together_share_one_search(
     assert searches == (10 if cats_variant["contains_case_sensitive"] else 1)
 
 
+def test_live_adds_arriving_while_the_runner_collects_join_its_batch(
+    team_a, site, seq, cats_sandbox, monkeypatch
+):
+    ready(connect(team_a.member, site, deduplication=False))
+    add(seq, "first@example.com")
+    arrivals = iter(f"later{i}@example.com" for i in range(4))
+
+    def a_moment_passes(seconds):
+        # An outreach engine posts the next contact while the runner waits.
+        email = next(arrivals, None)
+        if email is None:
+            monkeypatch.setattr(site_runner, "COLLECT_MAX_SECONDS", 0)
+        else:
+            add(seq, email)
+
+    monkeypatch.setattr(site_runner.time, "sleep", a_moment_passes)
+    batch = site_runner._next_batch(CatsSite.objects.get().pk, deadline=time.monotonic() + 60)
+    assert len(batch) == 5
+
+
 def test_live_work_goes_before_a_bulk_backlog(team_a, site, seq, cats_sandbox):
     for i in range(30):
         add(seq, f"backlog{i}@example.com")
