@@ -398,6 +398,11 @@ class Harness:
             "Q_SYNC": "false",
             "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             "PYTHONUNBUFFERED": "1",
+            # Reconciliation (re-reading pipelines to catch moves made in CATS) is not caused
+            # by any flow and fills idle budget up to its share: off, so that a flow's count is
+            # the flow's. bench_drain turns it on, to show the flows within a tight budget
+            # with it running.
+            "CATS_RECONCILE_SHARE": "0",
         }
         env["DATABASE_URL"] = self._create_database()
         if self.want_redis and _redis_ok(REDIS_URL):
