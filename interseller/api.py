@@ -40,6 +40,9 @@ MSG_NOT_OBJECT = "The body must be a JSON object."
 MSG_REQUIRED = "This field is required."
 MSG_UNKNOWN_FIELD = "Unknown field."
 MSG_TYPE = "Must be {kind}."
+MSG_ID_RANGE = "Must be a positive integer of at most 19 digits (an id)."
+# The largest id a database column holds (64-bit): a bigger number can name nothing.
+MAX_ID = 2**63 - 1
 MSG_BLANK = "Must not be blank."
 MSG_TOO_LONG = "Must be at most {max} characters."
 MSG_CHOICE = "Must be one of: {choices}."
@@ -125,6 +128,9 @@ def _validate(data: dict[str, Any], spec: dict[str, Field]) -> dict[str, Any]:
         if not isinstance(value, field.kind) or isinstance(value, bool):
             kind = "an integer" if field.kind is int else "a string"
             errors[name] = [MSG_TYPE.format(kind=kind)]
+            continue
+        if field.kind is int and not 1 <= value <= MAX_ID:
+            errors[name] = [MSG_ID_RANGE]
             continue
         if field.kind is str:
             try:
@@ -405,6 +411,8 @@ MSG_PAGE = "Must be a positive integer."
 MSG_PAGE_SIZE = "Must be an integer from 1 to {max}."
 ENROLLMENTS_PAGE_SIZE = 50
 ENROLLMENTS_MAX_PAGE_SIZE = 200
+# Far past any team's last page, and an offset every database can take.
+ENROLLMENTS_MAX_PAGE = 10_000_000
 
 
 def _stopped_json(enrollment: Enrollment) -> dict[str, Any]:
@@ -461,7 +469,7 @@ def enrollments_endpoint(request: HttpRequest) -> JsonResponse:
                 rows = rows.filter(state_changed_at__gte=since)
         if errors:
             raise ApiError(400, errors)
-        page = _positive_int(request, "page", 1, None)
+        page = _positive_int(request, "page", 1, ENROLLMENTS_MAX_PAGE)
         size = _positive_int(request, "page_size", ENROLLMENTS_PAGE_SIZE, ENROLLMENTS_MAX_PAGE_SIZE)
         rows = rows.select_related("contact").order_by(
             F("state_changed_at").asc(nulls_first=True), "pk"

@@ -153,6 +153,9 @@ def test_rfc3339_variants_are_accepted(post, sequence_a, enrolled, occurred_at):
         ({"id": 17}, "id", "Must be a string."),
         ({"id": "x" * 201}, "id", "Must be at most 200 characters."),
         ({"sequence_id": "1"}, "sequence_id", "Must be an integer."),
+        # No row can have it (SQLite even refused to look: a 500).
+        ({"sequence_id": 2**64}, "sequence_id", api.MSG_ID_RANGE),
+        ({"sequence_id": 0}, "sequence_id", api.MSG_ID_RANGE),
         ({"contact_email": "ada@"}, "contact_email", "'ada@' is not a valid email address."),
         ({"subject": 5}, "subject", "Must be a string."),
         ({"occurred_at": 1714555800}, "occurred_at", "Must be a string."),
