@@ -10,7 +10,7 @@ from django.utils import timezone
 from . import crypto, queue
 from .budget import budget_prune
 from .engine import running_lease, tasks_execute
-from .engine.site_runner import site_run
+from .engine.site_runner import site_run, sites_due_soon, sites_wake
 from .errors import CatsSyncError
 from .models import CatsAccount, CatsIncident, ResyncRun, SyncTask
 from .services.incidents import incident_close, incidents_review
@@ -23,6 +23,10 @@ DONE_RETENTION = timedelta(days=30)
 
 def run_site(site_id: int) -> dict[str, int]:
     return site_run(site_id=site_id)
+
+
+def wake_sites() -> int:
+    return sites_wake()
 
 
 def resync_plan_run(run_id: int) -> str:
@@ -74,6 +78,9 @@ def sweep(limit: int = 500) -> int:
         )
     )
     queue.enqueue_sites(sites)
+    # Work due before the next sweep (a budget window ending, a back-off) is not left to it.
+    if sites_due_soon():
+        queue.enqueue_call("cats_sync.tasks.wake_sites")
     _close_finished_runs()
     incidents_review()
     _webhooks_and_reconciliation()

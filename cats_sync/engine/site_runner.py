@@ -5,7 +5,10 @@ runner per site (a lease on the site's row) keeps order instead. It looks again 
 task: a live add made while a bulk backlog runs is next, not after the backlog. Live adds that
 arrive close together are collected for a moment so they share one email search. When the
 budget or a back-off makes everything wait a little, the runner sleeps until then instead of
-leaving the work to the once-a-minute sweeper.
+leaving the work to the once-a-minute sweeper. A longer wait (a budget window of an hour) ends the
+runner; then one waker for the whole deployment (`sites_wake`, started by the sweeper when work
+is due before its next round) sleeps until the work is due and starts the site's runner at that
+second. So work that waited resumes within a second or two of being due, whatever the wait.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 import uuid
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -34,6 +38,15 @@ COLLECT_POLL_SECONDS = 0.2
 # A runner sleeps through a wait shorter than this; a longer one is the sweeper's.
 SLEEP_AT_MOST_SECONDS = 30.0
 SLEEP_SLICE_SECONDS = 1.0
+# The waker is started by the sweeper for work due within WAKE_AHEAD_SECONDS. The sweeper is
+# scheduled every minute, but django-q2's scheduler looks at its schedules every 30 s, so two
+# sweeps can be up to 90 s apart: a look-ahead past that, and a waker that lives as long, leave
+# no gap between one sweep's waker and the next.
+WAKE_AHEAD_SECONDS = 100.0
+WAKER_SECONDS = 110.0
+# A site just woken is not woken again for this long (its runner is on its way).
+REWAKE_SECONDS = 5.0
+WAKER_LEASE_KEY = "cats_sync:waker"
 
 LOOKUP_KINDS = (SyncTask.Kind.SYNC, SyncTask.Kind.DEDUP)
 
@@ -139,3 +152,69 @@ def site_run(*, site_id: int) -> dict[str, int]:
         # ran out of time before a short wait ended): a successor goes on, not the sweeper.
         queue.enqueue_sites([site_id])
     return outcomes
+
+
+def _pending_without_runner(now):
+    """Pending tasks of sites no runner holds (a runner sleeps through its own short waits)."""
+    return SyncTask.objects.filter(
+        state=SyncTask.State.PENDING, account__site__isnull=False
+    ).filter(Q(account__site__runner_until__isnull=True) | Q(account__site__runner_until__lt=now))
+
+
+def sites_due_soon(*, within: float = WAKE_AHEAD_SECONDS) -> bool:
+    """Is work of a site without a runner due within `within` seconds, but not yet? (The
+    sweeper wakes the sites with work due now itself.)"""
+    now = timezone.now()
+    return (
+        _pending_without_runner(now)
+        .filter(not_before__gt=now, not_before__lte=now + timedelta(seconds=within))
+        .exists()
+    )
+
+
+def sites_wake() -> int:
+    """Sleep until the next pending task of a site without a runner is due, start that site's
+    runner, and go on for up to WAKER_SECONDS, then hand on to a successor when more is due
+    soon. One waker at a time (a lease in the cache; two,
+    where the cache is not shared, only wake a runner twice, and the second returns at once).
+    Returns how many times a site was woken."""
+    token = uuid.uuid4().hex
+    if not cache.add(WAKER_LEASE_KEY, token, timeout=int(WAKER_SECONDS + 30)):
+        return 0
+    deadline = time.monotonic() + WAKER_SECONDS
+    woken: dict[int, float] = {}
+    count = 0
+    try:
+        while True:
+            now = timezone.now()
+            due = set(
+                _pending_without_runner(now)
+                .filter(not_before__lte=now)
+                .values_list("account__site_id", flat=True)
+                .distinct()
+            )
+            at = time.monotonic()
+            fresh = sorted(s for s in due if at - woken.get(s, -REWAKE_SECONDS) >= REWAKE_SECONDS)
+            if fresh:
+                queue.enqueue_sites(fresh)
+                woken.update((s, at) for s in fresh)
+                count += len(fresh)
+            soonest = (
+                _pending_without_runner(now)
+                .filter(not_before__gt=now)
+                .order_by("not_before")
+                .values_list("not_before", flat=True)
+                .first()
+            )
+            left = deadline - time.monotonic()
+            if soonest is None or (soonest - now).total_seconds() > left:
+                break
+            time.sleep(min(max((soonest - now).total_seconds(), 0.0) + 0.05, SLEEP_SLICE_SECONDS))
+    finally:
+        if cache.get(WAKER_LEASE_KEY) == token:
+            cache.delete(WAKER_LEASE_KEY)
+    if sites_due_soon():
+        # Its time is up with more due soon: a successor goes on (a sweep meanwhile found this
+        # one's lease and started none).
+        queue.enqueue_call("cats_sync.tasks.wake_sites")
+    return count

@@ -130,3 +130,78 @@ def test_bulk_work_is_estimated_behind_the_live_reserve_at_the_bulk_pace():
     assert view.bulk_seconds(120) == pytest.approx(40 * 3600 / 80)
     spent = budget.BudgetView(limit=100, used=90, remaining=10, window_seconds=3600)
     assert spent.bulk_seconds(8) == pytest.approx(8 * 3600 / 80)
+
+
+@pytest.fixture
+def waiting_task(team_a, site, monkeypatch):
+    """One task of a site no runner holds, due in a few seconds (a window about to free up),
+    with the queue's wake-ups recorded instead of sent."""
+    from django.core.cache import cache
+
+    cache.delete(site_runner.WAKER_LEASE_KEY)
+    seq = SequenceFactory(team=team_a.team, owner=team_a.member)
+    connect(team_a.member, site, deduplication=False)
+    add(seq, "window@example.com")
+    due = timezone.now() + timedelta(seconds=2)
+    SyncTask.objects.update(not_before=due, waiting_on="budget")
+    calls: list[tuple] = []
+    monkeypatch.setattr(
+        site_runner.queue,
+        "enqueue_sites",
+        lambda ids: calls.append(("sites", list(ids), timezone.now())),
+    )
+    monkeypatch.setattr(
+        site_runner.queue, "enqueue_call", lambda func, *args: calls.append(("call", func))
+    )
+    yield CatsSite.objects.get().pk, due, calls
+    cache.delete(site_runner.WAKER_LEASE_KEY)
+
+
+def test_the_sweeper_starts_a_waker_for_work_due_before_its_next_round(waiting_task):
+    from cats_sync import tasks
+
+    site_id, due, calls = waiting_task
+    tasks.sweep()
+    # Nothing is due yet, so no runner; but it is due before the next sweep: a waker.
+    assert ("call", "cats_sync.tasks.wake_sites") in calls
+    assert not [c for c in calls if c[0] == "sites" and c[1]]
+    # Work due after the next sweep is that sweep's to wake.
+    calls.clear()
+    SyncTask.objects.update(
+        not_before=timezone.now() + timedelta(seconds=site_runner.WAKE_AHEAD_SECONDS + 60)
+    )
+    tasks.sweep()
+    assert ("call", "cats_sync.tasks.wake_sites") not in calls
+    # And a site whose runner is at work (it sleeps through its own short waits) needs none.
+    SyncTask.objects.update(not_before=timezone.now() + timedelta(seconds=10))
+    CatsSite.objects.filter(pk=site_id).update(
+        runner_token="x", runner_until=timezone.now() + timedelta(minutes=3)
+    )
+    tasks.sweep()
+    assert ("call", "cats_sync.tasks.wake_sites") not in calls
+
+
+def test_the_waker_starts_the_sites_runner_when_its_work_is_due_not_at_a_sweep(waiting_task):
+    site_id, due, calls = waiting_task
+    assert site_runner.sites_wake() == 1
+    woken = [c for c in calls if c[0] == "sites"]
+    assert [c[1] for c in woken] == [[site_id]]
+    # Not before the work is due, and within seconds of it (the sweeper: up to 90 s later).
+    assert due <= woken[0][2] < due + timedelta(seconds=5)
+    # Nothing else is due soon: no successor.
+    assert ("call", "cats_sync.tasks.wake_sites") not in calls
+
+
+def test_one_waker_at_a_time_and_a_successor_when_its_time_is_up(waiting_task, monkeypatch):
+    from django.core.cache import cache
+
+    site_id, due, calls = waiting_task
+    cache.add(site_runner.WAKER_LEASE_KEY, "another waker", timeout=60)
+    assert site_runner.sites_wake() == 0  # at once: the other one is at work
+    assert calls == []
+    cache.delete(site_runner.WAKER_LEASE_KEY)
+    # Its time ends before the work is due: it hands on instead of leaving it to the sweeper.
+    monkeypatch.setattr(site_runner, "WAKER_SECONDS", 0)
+    assert site_runner.sites_wake() == 0
+    assert calls == [("call", "cats_sync.tasks.wake_sites")]
+    assert cache.get(site_runner.WAKER_LEASE_KEY) is None
