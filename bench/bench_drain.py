@@ -39,33 +39,6 @@ LIMIT, WINDOW = 60, 20
 BULK_SHARE = LIMIT - int(LIMIT * 0.2)  # cats_sync.budget.BULK_RESERVE_FRACTION
 
 
-def stalls(
-    times: list[float], mark_index: int, allowed: int, *, ended_at: float | None = None
-) -> list[dict]:
-    """Gaps between successive accepted requests (after `mark_index`) longer than 1 s, with
-    when `allowed` requests per WINDOW would have let the next one through. `ended_at`: work
-    was left when counting stopped, so the gap after the last request is a stall too, still
-    open (its delay a lower bound)."""
-    found = []
-    ends = times[mark_index + 1 :] + ([ended_at] if ended_at else [])
-    for i, resumed in enumerate(ends, start=mark_index + 1):
-        gap = resumed - times[i - 1]
-        if gap <= 1.0:
-            continue
-        frees = times[i - allowed] + WINDOW if i - allowed >= 0 else times[i - 1]
-        room_at = max(times[i - 1], frees)
-        found.append(
-            {
-                "after": round(times[i - 1] - times[mark_index], 1),
-                "gap_s": round(gap, 2),
-                "budget_free_s": round(room_at - times[i - 1], 2),
-                "resume_delay_s": round(resumed - room_at, 2),
-                "open": i == len(times),
-            }
-        )
-    return found
-
-
 def live_note(latency: list[float], added: dict) -> str:
     if not added:
         return "live adds not made (the drain never got mid-way)"
@@ -141,8 +114,8 @@ def main() -> None:
     accepted = [e for e in site_log if e["status"] != 429]
     times = [e["time"] for e in accepted]
     first_counted = next(i for i, e in enumerate(accepted) if e["seq"] > mark)
-    app_stalls = stalls(times, first_counted, BULK_SHARE, ended_at=ended_at)
-    cats_stalls = stalls(times, first_counted, LIMIT, ended_at=ended_at)
+    app_stalls = harness.stalls(times, first_counted, BULK_SHARE, WINDOW, ended_at=ended_at)
+    cats_stalls = harness.stalls(times, first_counted, LIMIT, WINDOW, ended_at=ended_at)
     # What the app believed about the site's budget at the end (it learns both from CATS).
     app_site = (
         CatsSite.objects.filter(cats_id=site["id"])

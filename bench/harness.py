@@ -90,6 +90,38 @@ def wait_until(
         time.sleep(interval)
 
 
+def stalls(
+    times: list[float],
+    mark_index: int,
+    allowed: int,
+    window: float,
+    *,
+    ended_at: float | None = None,
+) -> list[dict]:
+    """Gaps between successive accepted requests (after `mark_index`) longer than 1 s, with
+    when `allowed` requests per `window` seconds would have let the next one through.
+    `ended_at`: work was left when counting stopped, so the gap after the last request is a
+    stall too, still open (its delay a lower bound)."""
+    found = []
+    ends = times[mark_index + 1 :] + ([ended_at] if ended_at else [])
+    for i, resumed in enumerate(ends, start=mark_index + 1):
+        gap = resumed - times[i - 1]
+        if gap <= 1.0:
+            continue
+        frees = times[i - allowed] + window if i - allowed >= 0 else times[i - 1]
+        room_at = max(times[i - 1], frees)
+        found.append(
+            {
+                "after": round(times[i - 1] - times[mark_index], 1),
+                "gap_s": round(gap, 2),
+                "budget_free_s": round(room_at - times[i - 1], 2),
+                "resume_delay_s": round(resumed - room_at, 2),
+                "open": i == len(times),
+            }
+        )
+    return found
+
+
 def percentile(values: Iterable[float], pct: float) -> float:
     """Nearest-rank percentile (p50 of 20 values is the 10th smallest)."""
     data = sorted(values)

@@ -31,6 +31,7 @@ ORDER = [
     "live",
     "import_sync",
     "drain",
+    "long_window",
     "backlog",
     "resync_admin",
     "import",
