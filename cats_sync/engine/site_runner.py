@@ -13,6 +13,7 @@ second. So work that waited resumes within a second or two of being due, whateve
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import timedelta
@@ -24,6 +25,8 @@ from django.utils import timezone
 from .. import queue
 from ..models import CatsSite, SyncTask
 from .runner import tasks_execute
+
+log = logging.getLogger(__name__)
 
 # How long one runner works before it hands over (well inside Q_TIMEOUT, 240 s by default).
 RUNNER_SECONDS = 120
@@ -175,12 +178,15 @@ def sites_due_soon(*, within: float = WAKE_AHEAD_SECONDS) -> bool:
 def sites_wake() -> int:
     """Sleep until the next pending task of a site without a runner is due, start that site's
     runner, and go on for up to WAKER_SECONDS, then hand on to a successor when more is due
-    soon. One waker at a time (a lease in the cache; two,
-    where the cache is not shared, only wake a runner twice, and the second returns at once).
-    Returns how many times a site was woken."""
+    soon. One waker at a time, by a lease in the cache. Nothing depends on it: two wakers
+    (a cache that is down, or not shared between clusters) only wake a site twice, and its
+    second runner returns at once. Returns how many times a site was woken."""
     token = uuid.uuid4().hex
-    if not cache.add(WAKER_LEASE_KEY, token, timeout=int(WAKER_SECONDS + 30)):
-        return 0
+    try:
+        if not cache.add(WAKER_LEASE_KEY, token, timeout=int(WAKER_SECONDS + 30)):
+            return 0
+    except Exception:
+        log.warning("The cache is not answering; waking CATS sites without the waker's lease")
     deadline = time.monotonic() + WAKER_SECONDS
     woken: dict[int, float] = {}
     count = 0
@@ -211,8 +217,11 @@ def sites_wake() -> int:
                 break
             time.sleep(min(max((soonest - now).total_seconds(), 0.0) + 0.05, SLEEP_SLICE_SECONDS))
     finally:
-        if cache.get(WAKER_LEASE_KEY) == token:
-            cache.delete(WAKER_LEASE_KEY)
+        try:
+            if cache.get(WAKER_LEASE_KEY) == token:
+                cache.delete(WAKER_LEASE_KEY)
+        except Exception:
+            log.warning("The cache is not answering; the waker's lease ends on its own")
     if sites_due_soon():
         # Its time is up with more due soon: a successor goes on (a sweep meanwhile found this
         # one's lease and started none).

@@ -205,3 +205,16 @@ def test_one_waker_at_a_time_and_a_successor_when_its_time_is_up(waiting_task, m
     assert site_runner.sites_wake() == 0
     assert calls == [("call", "cats_sync.tasks.wake_sites")]
     assert cache.get(site_runner.WAKER_LEASE_KEY) is None
+
+
+def test_a_cache_that_does_not_answer_does_not_stop_the_waker(waiting_task, monkeypatch):
+    site_id, due, calls = waiting_task
+
+    def down(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(site_runner.cache, "add", down)
+    monkeypatch.setattr(site_runner.cache, "get", down)
+    # No lease, but the work is still started when it is due.
+    assert site_runner.sites_wake() == 1
+    assert [c[1] for c in calls if c[0] == "sites"] == [[site_id]]
