@@ -55,11 +55,9 @@ def main() -> None:
 
     from cats_sync.models import CatsSite, EnrollmentSync
 
-    site = sc.cats_site(h.sandbox, rate_limit=LIMIT, rate_window=WINDOW)
-    team, owner = sc.team_with_owner("Drain")
-    seq = sc.sequence_for(owner, "Drain bench sequence")
-    sc.add_contacts(owner, seq, [f"person{i}@drain.bench.example" for i in range(N)])
-    sc.connect(owner, site, map_fields=False)
+    site, owner, seq = sc.drained_sequence(
+        h.sandbox, "Drain", n=N, rate_limit=LIMIT, rate_window=WINDOW
+    )
     h.start_cluster()
 
     mark = h.sandbox.mark()
@@ -88,32 +86,22 @@ def main() -> None:
 
     adder = threading.Thread(target=add_live, daemon=True)
     adder.start()
-    complete = True
-    try:
-        harness.wait_until(
-            lambda: (
-                len(live_added) == LIVE
-                and sc.synced(seq) == N + LIVE
-                and sc.open_tasks(enrollment__sequence=seq) == 0
-            ),
-            timeout=harness.scaled(300, 180, env="BENCH_DRAIN_TIMEOUT"),
-            interval=1,
-            what="the drain",
-        )
-    except TimeoutError as exc:
-        harness.log(str(exc))
-        complete = False
+    complete = harness.finishes(
+        lambda: (
+            len(live_added) == LIVE
+            and sc.synced(seq) == N + LIVE
+            and sc.open_tasks(enrollment__sequence=seq) == 0
+        ),
+        timeout=harness.scaled(300, 180, env="BENCH_DRAIN_TIMEOUT"),
+        interval=1,
+        what="the drain",
+    )
     seconds = time.monotonic() - started
     ended_at = None if complete else time.time()
     synced_count = sc.synced(seq)
     if not complete:
         h.stop_cluster()  # what is left would only add requests while we count
-    h.sandbox.quiet(site_id=site["id"], seconds=2)
-    site_log = h.sandbox.log(0, site_id=site["id"])
-    entries = [e for e in site_log if e["seq"] > mark]
-    accepted = [e for e in site_log if e["status"] != 429]
-    times = [e["time"] for e in accepted]
-    first_counted = next(i for i, e in enumerate(accepted) if e["seq"] > mark)
+    entries, times, first_counted = harness.settled_log(h.sandbox, site["id"], mark)
     app_stalls = harness.stalls(times, first_counted, BULK_SHARE, WINDOW, ended_at=ended_at)
     cats_stalls = harness.stalls(times, first_counted, LIMIT, WINDOW, ended_at=ended_at)
     # What the app believed about the site's budget at the end (it learns both from CATS).

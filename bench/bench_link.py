@@ -57,17 +57,12 @@ def main() -> None:
     mark = h.sandbox.mark()
     started = time.monotonic()
     sc.resync(seq, description="link bench")
-    complete = True
-    try:
-        harness.wait_until(
-            lambda: sc.synced(seq) == N and sc.open_tasks(enrollment__sequence=seq) == 0,
-            timeout=120 + N,
-            interval=0.5,
-            what="the link resync",
-        )
-    except TimeoutError as exc:
-        harness.log(str(exc))
-        complete = False
+    complete = harness.finishes(
+        lambda: sc.synced(seq) == N and sc.open_tasks(enrollment__sequence=seq) == 0,
+        timeout=120 + N,
+        interval=0.5,
+        what="the link resync",
+    )
     seconds = time.monotonic() - started
     h.sandbox.quiet(site_id=site["id"])
     entries = h.sandbox.log(mark, site_id=site["id"])

@@ -11,8 +11,9 @@ connects and resyncs; a real cluster (2 workers, with django-q2's scheduler runn
 once-a-minute sweeper) drains it in about three windows. Bulk work stops at 80 % of the window
 (16 of 20), so each window's share goes at once and then the work waits about a minute:
 longer than a site's runner sleeps through (30 s). The window is 80 s, not 60, so that the
-sweeper's rounds (every ~60 s) do not happen to fall where the budget frees. Who starts it again, the sweeper at one of
-its rounds or the waker at the second the budget frees, is what this measures.
+sweeper's rounds (every ~60 s) do not happen to fall where the budget frees. Who starts it
+again, the sweeper at one of its rounds or the waker at the second the budget frees, is what
+this measures.
 
 - Resume delay: for every stall (two successive requests more than 1 s apart), the time from
   the moment the app's own rule had room again (the request 16 places back leaving the 80 s
@@ -39,38 +40,26 @@ def main() -> None:
 
     from cats_sync.models import CatsSite
 
-    site = sc.cats_site(h.sandbox, rate_limit=LIMIT, rate_window=WINDOW)
-    team, owner = sc.team_with_owner("Long window")
-    seq = sc.sequence_for(owner, "Long window bench sequence")
-    sc.add_contacts(owner, seq, [f"person{i}@long-window.bench.example" for i in range(N)])
-    sc.connect(owner, site, map_fields=False)
+    site, owner, seq = sc.drained_sequence(
+        h.sandbox, "Long window", n=N, rate_limit=LIMIT, rate_window=WINDOW
+    )
     CatsSite.objects.filter(cats_id=site["id"]).update(rate_limit=LIMIT, rate_window_seconds=WINDOW)
     h.start_cluster()
 
     mark = h.sandbox.mark()
     started = time.monotonic()
     sc.resync(seq, description="long window bench")
-    complete = True
-    try:
-        harness.wait_until(
-            lambda: sc.synced(seq) == N and sc.open_tasks(enrollment__sequence=seq) == 0,
-            timeout=harness.scaled(600, 600, env="BENCH_LONG_WINDOW_TIMEOUT"),
-            interval=1,
-            what="the drain",
-        )
-    except TimeoutError as exc:
-        harness.log(str(exc))
-        complete = False
+    complete = harness.finishes(
+        lambda: sc.synced(seq) == N and sc.open_tasks(enrollment__sequence=seq) == 0,
+        timeout=harness.scaled(600, 600, env="BENCH_LONG_WINDOW_TIMEOUT"),
+        interval=1,
+        what="the drain",
+    )
     seconds = time.monotonic() - started
     ended_at = None if complete else time.time()
     if not complete:
         h.stop_cluster()
-    h.sandbox.quiet(site_id=site["id"], seconds=2)
-    site_log = h.sandbox.log(0, site_id=site["id"])
-    entries = [e for e in site_log if e["seq"] > mark]
-    accepted = [e for e in site_log if e["status"] != 429]
-    times = [e["time"] for e in accepted]
-    first_counted = next(i for i, e in enumerate(accepted) if e["seq"] > mark)
+    entries, times, first_counted = harness.settled_log(h.sandbox, site["id"], mark)
     found = harness.stalls(times, first_counted, BULK_SHARE, WINDOW, ended_at=ended_at)
     long_ones = [s for s in found if s["budget_free_s"] > RUNNER_SLEEPS]
     delays = [s["resume_delay_s"] for s in long_ones]

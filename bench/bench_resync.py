@@ -72,22 +72,17 @@ def flow(
     started = time.monotonic()
     run = sc.resync(seq, description=label)
     expected_events = N if events else 0
-    complete = True
-    try:
-        harness.wait_until(
-            lambda: (
-                sc.synced(seq) == N
-                and SyncTask.objects.filter(enrollment__sequence=seq, kind="event").count()
-                >= expected_events
-                and sc.open_tasks(enrollment__sequence=seq) == 0
-            ),
-            timeout=120 + N * 0.5,
-            interval=0.5,
-            what=f"{label} to finish",
-        )
-    except TimeoutError as exc:
-        harness.log(str(exc))
-        complete = False
+    complete = harness.finishes(
+        lambda: (
+            sc.synced(seq) == N
+            and SyncTask.objects.filter(enrollment__sequence=seq, kind="event").count()
+            >= expected_events
+            and sc.open_tasks(enrollment__sequence=seq) == 0
+        ),
+        timeout=120 + N * 0.5,
+        interval=0.5,
+        what=f"{label} to finish",
+    )
     seconds = time.monotonic() - started
     h.sandbox.quiet(site_id=site["id"])
     entries = h.sandbox.log(mark, site_id=site["id"])

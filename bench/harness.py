@@ -90,6 +90,19 @@ def wait_until(
         time.sleep(interval)
 
 
+def finishes(
+    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.25, what: str = ""
+) -> bool:
+    """`wait_until`, but a flow that did not finish in its time is reported, not raised: False
+    (the figures measured by then are bounds: INCOMPLETE)."""
+    try:
+        wait_until(predicate, timeout=timeout, interval=interval, what=what)
+    except TimeoutError as exc:
+        log(str(exc))
+        return False
+    return True
+
+
 def stalls(
     times: list[float],
     mark_index: int,
@@ -201,6 +214,18 @@ class Sandbox:
             elif time.monotonic() - still_since >= seconds:
                 return
         raise TimeoutError("the sandbox kept receiving requests")
+
+
+def settled_log(sandbox: Sandbox, site_id: int, mark: int) -> tuple[list[dict], list[float], int]:
+    """Once the site has been quiet: the requests logged after `mark` (429s too), the times of
+    every accepted request of the site (before the mark too: they still fill the window), and
+    the index in those times of the first one after the mark."""
+    sandbox.quiet(site_id=site_id, seconds=2)
+    site_log = sandbox.log(0, site_id=site_id)
+    entries = [e for e in site_log if e["seq"] > mark]
+    accepted = [e for e in site_log if e["status"] != 429]
+    first_counted = next(i for i, e in enumerate(accepted) if e["seq"] > mark)
+    return entries, [e["time"] for e in accepted], first_counted
 
 
 def breakdown(entries: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

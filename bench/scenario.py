@@ -109,6 +109,20 @@ def connect(
     return account
 
 
+def drained_sequence(
+    sandbox: Sandbox, name: str, *, n: int, rate_limit: int, rate_window: int
+) -> tuple[dict[str, Any], Membership, Sequence]:
+    """A site allowing `rate_limit` requests per `rate_window` s, and a sequence of `n`
+    contacts added before its owner connected (default job order, no mapped fields)."""
+    site = cats_site(sandbox, rate_limit=rate_limit, rate_window=rate_window)
+    team, owner = team_with_owner(name)
+    seq = sequence_for(owner, f"{name} bench sequence")
+    slug = name.lower().replace(" ", "-")
+    add_contacts(owner, seq, [f"person{i}@{slug}.bench.example" for i in range(n)])
+    connect(owner, site, map_fields=False)
+    return site, owner, seq
+
+
 def contact_fields(i: int) -> dict[str, str]:
     return {
         "first_name": f"First{i}",
