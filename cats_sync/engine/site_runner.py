@@ -62,11 +62,17 @@ def _due(site_id: int):
     )
 
 
+def _no_runner(now, site_path: str = "") -> Q:
+    """The site (at `site_path`) is held by no runner: none took it, or its lease ended."""
+    until = f"{site_path}runner_until"
+    return Q(**{f"{until}__isnull": True}) | Q(**{f"{until}__lt": now})
+
+
 def _acquire(site_id: int, token: str) -> bool:
     now = timezone.now()
     return bool(
         CatsSite.objects.filter(pk=site_id)
-        .filter(Q(runner_until__isnull=True) | Q(runner_until__lt=now))
+        .filter(_no_runner(now))
         .update(runner_token=token, runner_until=now + timedelta(seconds=RUNNER_SECONDS + 90))
     )
 
@@ -161,7 +167,7 @@ def _pending_without_runner(now):
     """Pending tasks of sites no runner holds (a runner sleeps through its own short waits)."""
     return SyncTask.objects.filter(
         state=SyncTask.State.PENDING, account__site__isnull=False
-    ).filter(Q(account__site__runner_until__isnull=True) | Q(account__site__runner_until__lt=now))
+    ).filter(_no_runner(now, "account__site__"))
 
 
 def sites_due_soon(*, within: float = WAKE_AHEAD_SECONDS) -> bool:

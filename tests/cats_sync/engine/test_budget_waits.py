@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from cats_sync import budget
 from cats_sync.engine import site_runner, tasks_execute
-from cats_sync.models import CatsRequest, CatsSite, SyncTask
+from cats_sync.models import CatsRequest, CatsSite, EnrollmentSync, SyncTask
 from tests.factories import SequenceFactory
-from tests.support.cats import add, connect, resync_sequence
+from tests.support.cats import add, candidates, connect, resync_sequence
 
 pytestmark = pytest.mark.django_db
 
@@ -181,7 +181,9 @@ def test_the_sweeper_starts_a_waker_for_work_due_before_its_next_round(waiting_t
     assert ("call", "cats_sync.tasks.wake_sites") not in calls
 
 
-def test_the_waker_starts_the_sites_runner_when_its_work_is_due_not_at_a_sweep(waiting_task):
+def test_the_waker_starts_the_sites_runner_when_its_work_is_due_not_at_a_sweep(
+    waiting_task, site, cats_sandbox
+):
     site_id, due, calls = waiting_task
     assert site_runner.sites_wake() == 1
     woken = [c for c in calls if c[0] == "sites"]
@@ -190,6 +192,12 @@ def test_the_waker_starts_the_sites_runner_when_its_work_is_due_not_at_a_sweep(w
     assert due <= woken[0][2] < due + timedelta(seconds=5)
     # Nothing else is due soon: no successor.
     assert ("call", "cats_sync.tasks.wake_sites") not in calls
+    # The runner it woke finds the work due and syncs the contact into CATS.
+    site_runner.site_run(site_id=site_id)
+    es = EnrollmentSync.objects.get(enrollment__contact__email="window@example.com")
+    assert es.synced_at is not None and es.candidate_id
+    [candidate] = candidates(cats_sandbox.snapshot(site.id), "window@example.com")
+    assert candidate["id"] == es.candidate_id
 
 
 def test_one_waker_at_a_time_and_a_successor_when_its_time_is_up(waiting_task, monkeypatch):
